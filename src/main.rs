@@ -1,1 +1,52 @@
-fn main() {}
+//! The `custody` binary: parses arguments and dispatches; all logic lives in the library.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use custody::cli::{self, Cli, Command, Format};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CUSTODY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match &cli.command {
+        Command::Init(a) => cli::party::init(&cli, a),
+        Command::Keygen(a) => cli::party::keygen(&cli, a),
+        Command::Party(c) => cli::party::run(&cli, c),
+        Command::Register(a) => cli::events::register(&cli, a),
+        Command::Transfer(a) => cli::events::transfer(&cli, a),
+        Command::Accept(a) => cli::events::accept(&cli, a),
+        Command::Reject(a) => cli::events::end(&cli, a, true),
+        Command::Cancel(a) => cli::events::end(&cli, a, false),
+        Command::Observe(a) => cli::events::observe(&cli, a),
+        Command::Retire(a) => cli::events::retire(&cli, a),
+        Command::Submit(a) => cli::events::submit(&cli, a),
+        Command::Chain(a) => cli::read::chain(&cli, a),
+        Command::Unit(a) => cli::read::unit(&cli, a),
+        Command::Verify => match cli::read::verify(&cli) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(3),
+            Err(e) => Err(e),
+        },
+        Command::Demo(a) => cli::demo::run(&cli, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match cli.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": format!("{e:#}") })
+                ),
+                Format::Text => eprintln!("error: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -226,7 +226,12 @@ impl MemState {
                 }
                 IndexOp::ChainLink { unit, seq } => {
                     let chain = self.chains.entry(unit.clone()).or_default();
-                    debug_assert_eq!(chain.len(), *seq as usize, "chain links arrive in order");
+                    // Links arrive in order in a full replay; a partial state (a loader's
+                    // slice) may not hold the earlier links, so place by position.
+                    let at = *seq as usize;
+                    if chain.len() > at {
+                        chain.truncate(at);
+                    }
                     chain.push(index);
                 }
             }

@@ -140,6 +140,11 @@ impl Timestamp {
             ))
         }
     }
+    /// The nearest representable instant to `secs` (for clocks, which the core never reads).
+    #[must_use]
+    pub fn clamped(secs: i64) -> Self {
+        Self(secs.clamp(Self::MIN, Self::MAX))
+    }
     #[must_use]
     pub const fn unix(self) -> i64 {
         self.0

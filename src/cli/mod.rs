@@ -1,0 +1,166 @@
+//! The `custody` command line: argument types, shared options and output helpers. One file
+//! per group of subcommands; `main.rs` only dispatches.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::core::ids::Handle;
+use crate::core::unit::UnitId;
+use crate::keys::KeyPair;
+use crate::ledger::{system_clock, Ledger, Receipt};
+use crate::store::{SledStore, Store};
+
+pub mod demo;
+pub mod events;
+pub mod party;
+pub mod read;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "custody",
+    version,
+    about = "Serial-number provenance ledger: signed, hash-chained custody of serialized units"
+)]
+pub struct Cli {
+    /// Data directory of the ledger (sled).
+    #[arg(
+        long,
+        global = true,
+        env = "CUSTODY_DATA",
+        default_value = "./custody-data"
+    )]
+    pub data: PathBuf,
+    /// Signing key (PKCS#8 PEM) of the party acting.
+    #[arg(long, global = true, env = "CUSTODY_KEY")]
+    pub key: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a ledger: its name and its operator (genesis event).
+    Init(party::InitArgs),
+    /// Generate an ed25519 key pair as a PKCS#8 PEM file (mode 0600).
+    Keygen(party::KeygenArgs),
+    /// Enroll, update, re-key and list parties.
+    #[command(subcommand)]
+    Party(party::PartyCommand),
+    /// Register units (a whole lot at once) as their manufacturer.
+    Register(events::RegisterArgs),
+    /// Offer units to another party (signed by the holder).
+    Transfer(events::TransferArgs),
+    /// Take custody of a pending transfer, with an end-use declaration.
+    Accept(events::AcceptArgs),
+    /// Refuse a pending transfer (recipient).
+    Reject(events::EndArgs),
+    /// Withdraw a pending transfer (sender).
+    Cancel(events::EndArgs),
+    /// Attest that units were seen at a party (servicer or manufacturer).
+    Observe(events::ObserveArgs),
+    /// Retire units: destroyed, decommissioned, lost or stolen.
+    Retire(events::RetireArgs),
+    /// Submit a pre-signed event (JSON envelope) from a file or stdin ("-").
+    Submit(events::SubmitArgs),
+    /// Print a unit's custody chain with every signature checked.
+    Chain(read::ChainArgs),
+    /// Show a unit's current state.
+    Unit(read::UnitArgs),
+    /// Re-verify the entire ledger from disk.
+    Verify,
+    /// Run the demonstration scenario on the embedded example keys.
+    Demo(demo::DemoArgs),
+}
+
+/// A unit as users type it: a URN, or `MANUFACTURER-HANDLE/PRODUCT/SERIAL`.
+pub fn parse_unit<S: Store>(client: &Client<'_, S>, s: &str) -> Result<UnitId> {
+    if s.starts_with("urn:") {
+        return UnitId::parse(s).map_err(Into::into);
+    }
+    let mut parts = s.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(p), Some(sn)) => {
+            let maker = client.party(m)?;
+            Ok(UnitId::custody(&maker, p, sn)?)
+        }
+        _ => anyhow::bail!("unit {s:?}: expected a URN (urn:custody:unit:… or urn:epc:id:sgtin:…) or MANUFACTURER/PRODUCT/SERIAL"),
+    }
+}
+
+pub fn parse_handle(s: &str) -> Result<Handle> {
+    Handle::parse(s).map_err(Into::into)
+}
+
+/// Opens the ledger in `dir`; fails clearly if there is none.
+pub fn open(dir: &Path) -> Result<Ledger<SledStore>> {
+    if !dir.join("conf").exists() {
+        anyhow::bail!(
+            "no ledger in {}: run `custody init` first (or pass --data)",
+            dir.display()
+        );
+    }
+    let store =
+        SledStore::open(dir).with_context(|| format!("opening ledger in {}", dir.display()))?;
+    Ledger::open(store, system_clock())
+        .with_context(|| format!("opening ledger in {}", dir.display()))
+}
+
+pub fn load_key(path: Option<&Path>) -> Result<KeyPair> {
+    let p = path.context("this command signs: pass --key FILE (or set CUSTODY_KEY)")?;
+    Ok(KeyPair::load(p)?)
+}
+
+/// Prints a value as JSON, or as text through `text`.
+pub fn emit<T: Serialize>(
+    format: Format,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Text => println!("{}", text(value)),
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+pub struct Accepted<'a> {
+    pub kind: &'a str,
+    pub receipt: Receipt,
+}
+
+/// Prints the receipt of an accepted event.
+pub fn emit_receipt(format: Format, kind: &str, r: Receipt) -> Result<()> {
+    emit(format, &Accepted { kind, receipt: r }, |a| {
+        let dup = if a.receipt.duplicate {
+            " (already in the log: same receipt)"
+        } else {
+            ""
+        };
+        format!(
+            "{} accepted at log index {}{dup}\n  event hash {}\n  integrated {}",
+            a.kind, a.receipt.index, a.receipt.hash, a.receipt.integrated_at
+        )
+    })
+}
+
+/// Arguments shared by commands that name units.
+#[derive(Args, Debug, Clone)]
+pub struct UnitsArg {
+    /// Unit (URN or MANUFACTURER/PRODUCT/SERIAL); repeat for several.
+    #[arg(long = "unit", required = true)]
+    pub units: Vec<String>,
+}

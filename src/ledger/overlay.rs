@@ -1,0 +1,106 @@
+//! The writer's view of one commit group: records changed by events accepted earlier in the
+//! group (not yet in the store), layered over the store, and the loader that builds the
+//! slice of state one event's rules read.
+
+use std::collections::HashMap;
+
+use crate::core::ids::{EventHash, Handle, LogIndex, PartyId, PublicKey};
+use crate::core::state::{IndexOp, MemState, PartyRecord, Touches, UnitRecord};
+use crate::core::unit::UnitId;
+use crate::core::values::Timestamp;
+use crate::store::{Committed, Store, StoreError};
+
+#[derive(Default)]
+pub struct Overlay {
+    operator: Option<PartyId>,
+    parties: HashMap<PartyId, PartyRecord>,
+    units: HashMap<UnitId, UnitRecord>,
+    handles: HashMap<Handle, Option<PartyId>>,
+    keys: HashMap<PublicKey, PartyId>,
+    pub hashes: HashMap<EventHash, (LogIndex, Timestamp)>,
+}
+
+impl Overlay {
+    pub fn apply(&mut self, c: &Committed) {
+        self.hashes
+            .insert(c.entry.hash, (c.entry.index, c.entry.integrated_at));
+        if let Some(op) = &c.delta.operator {
+            self.operator = Some(op.clone());
+        }
+        for p in &c.delta.parties {
+            self.parties.insert(p.id.clone(), p.clone());
+        }
+        for u in &c.delta.units {
+            self.units.insert(u.id.clone(), u.clone());
+        }
+        for op in &c.delta.index {
+            match op {
+                IndexOp::Handle { handle, party } => {
+                    self.handles.insert(handle.clone(), party.clone());
+                }
+                IndexOp::Key { key, party } => {
+                    self.keys.insert(*key, party.clone());
+                }
+                IndexOp::Holding { .. } | IndexOp::ChainLink { .. } => {}
+            }
+        }
+    }
+
+    /// Loads every record the rules may read for an event with these touches.
+    pub fn load<S: Store>(&self, store: &S, t: &Touches) -> Result<MemState, StoreError> {
+        let mut s = MemState {
+            operator: match &self.operator {
+                Some(op) => Some(op.clone()),
+                None => store.operator()?,
+            },
+            ..MemState::default()
+        };
+        let mut parties: Vec<PartyId> = t.parties.clone();
+        parties.extend(s.operator.iter().cloned());
+        for k in &t.keys {
+            let owner = match self.keys.get(k) {
+                Some(p) => Some(p.clone()),
+                None => store.key_owner(k)?,
+            };
+            if let Some(p) = owner {
+                s.keys.insert(*k, p.clone());
+                parties.push(p);
+            }
+        }
+        for h in &t.handles {
+            let owner = match self.handles.get(h) {
+                Some(p) => p.clone(),
+                None => store.party_by_handle(h)?,
+            };
+            if let Some(p) = owner {
+                s.handles.insert(h.clone(), p.clone());
+                parties.push(p);
+            }
+        }
+        for u in &t.units {
+            let rec = match self.units.get(u) {
+                Some(r) => Some(r.clone()),
+                None => store.unit(u)?,
+            };
+            if let Some(r) = rec {
+                parties.push(r.holder.clone());
+                if let Some(p) = &r.pending {
+                    parties.extend([p.from.clone(), p.to.clone()]);
+                }
+                s.units.insert(u.clone(), r);
+            }
+        }
+        parties.sort();
+        parties.dedup();
+        for p in parties {
+            let rec = match self.parties.get(&p) {
+                Some(r) => Some(r.clone()),
+                None => store.party(&p)?,
+            };
+            if let Some(r) = rec {
+                s.parties.insert(p, r);
+            }
+        }
+        Ok(s)
+    }
+}

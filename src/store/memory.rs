@@ -1,0 +1,157 @@
+//! In-memory store for unit tests and as a reference for the conformance suite. Not
+//! durable: never the thing a feature is verified on.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{Committed, Counts, LedgerMeta, LogEntry, Store, StoreError};
+use crate::core::ids::{EventHash, Handle, LogIndex, PartyId, PublicKey};
+use crate::core::state::{MemState, PartyRecord, StateRead, UnitRecord};
+use crate::core::unit::UnitId;
+
+#[derive(Default)]
+struct Inner {
+    meta: Option<LedgerMeta>,
+    entries: Vec<LogEntry>,
+    hashes: HashMap<EventHash, LogIndex>,
+    state: MemState,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied commit: commit only
+        // mutates after every check, so the data behind a poisoned lock is still whole.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Store for MemoryStore {
+    fn init(&self, meta: &LedgerMeta) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        if let Some(m) = &g.meta {
+            return Err(StoreError::AlreadyInitialized(m.name.to_string()));
+        }
+        g.meta = Some(meta.clone());
+        Ok(())
+    }
+    fn meta(&self) -> Result<Option<LedgerMeta>, StoreError> {
+        Ok(self.lock().meta.clone())
+    }
+    fn len(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().entries.len() as u64)
+    }
+    fn entry(&self, i: LogIndex) -> Result<Option<LogEntry>, StoreError> {
+        Ok(usize::try_from(i.get())
+            .ok()
+            .and_then(|i| self.lock().entries.get(i).cloned()))
+    }
+    fn entries(&self, start: LogIndex, end: LogIndex) -> Result<Vec<LogEntry>, StoreError> {
+        let g = self.lock();
+        let len = g.entries.len();
+        let s = usize::try_from(start.get()).unwrap_or(len).min(len);
+        let e = usize::try_from(end.get()).unwrap_or(len).min(len);
+        Ok(g.entries
+            .get(s..e.max(s))
+            .map(<[LogEntry]>::to_vec)
+            .unwrap_or_default())
+    }
+    fn index_of(&self, h: &EventHash) -> Result<Option<LogIndex>, StoreError> {
+        Ok(self.lock().hashes.get(h).copied())
+    }
+    fn operator(&self) -> Result<Option<PartyId>, StoreError> {
+        Ok(self.lock().state.operator.clone())
+    }
+    fn party(&self, id: &PartyId) -> Result<Option<PartyRecord>, StoreError> {
+        Ok(self.lock().state.party(id).cloned())
+    }
+    fn party_by_handle(&self, h: &Handle) -> Result<Option<PartyId>, StoreError> {
+        Ok(self.lock().state.party_by_handle(h).cloned())
+    }
+    fn key_owner(&self, k: &PublicKey) -> Result<Option<PartyId>, StoreError> {
+        Ok(self.lock().state.key_owner(k).cloned())
+    }
+    fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, StoreError> {
+        Ok(self.lock().state.unit(u).cloned())
+    }
+    fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError> {
+        Ok(self.lock().state.chains.get(u).cloned().unwrap_or_default())
+    }
+    fn holdings(
+        &self,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError> {
+        let g = self.lock();
+        Ok(g.state
+            .holdings
+            .get(p)
+            .map(|s| {
+                s.iter()
+                    .filter(|u| after.is_none_or(|a| *u > a))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+    fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
+        let mut v: Vec<PartyRecord> = self.lock().state.parties.values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(v)
+    }
+    fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
+        let g = self.lock();
+        let mut v: Vec<&UnitRecord> = g
+            .state
+            .units
+            .values()
+            .filter(|u| after.is_none_or(|a| &u.id > a))
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(v.into_iter().take(limit).cloned().collect())
+    }
+    fn counts(&self) -> Result<Counts, StoreError> {
+        let g = self.lock();
+        Ok(Counts {
+            events: g.entries.len() as u64,
+            parties: g.state.parties.len() as u64,
+            units: g.state.units.len() as u64,
+            handles: g.state.handles.len() as u64,
+            keys: g.state.keys.len() as u64,
+            holdings: g.state.holdings.values().map(|s| s.len() as u64).sum(),
+            chain_links: g.state.chains.values().map(|c| c.len() as u64).sum(),
+            hashes: g.hashes.len() as u64,
+        })
+    }
+    fn commit(&self, batch: &[Committed]) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        let len = g.entries.len() as u64;
+        for (k, c) in batch.iter().enumerate() {
+            if c.entry.index.get() != len + k as u64 {
+                return Err(StoreError::OutOfOrder {
+                    len,
+                    start: c.entry.index.get(),
+                });
+            }
+        }
+        for c in batch {
+            g.hashes.insert(c.entry.hash, c.entry.index);
+            g.state.apply(c.entry.index, &c.delta);
+            g.entries.push(c.entry.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! Storage: one small trait, with an embedded sled implementation and an in-memory one that
+//! pass the same conformance suite (`store::conformance`).
+//!
+//! The trait speaks in domain records, never in backend keys, and writes only through
+//! [`Store::commit`], which takes a whole group of events at once: a networked backend
+//! (PostgreSQL) implements it as one transaction, sled as one atomic batch plus a flush.
+//! Architecture invariant: when `commit` returns `Ok`, the group is durable; when it
+//! returns `Err`, nothing of the group may be visible after a restart *and* the caller
+//! must treat the store as failed (see `ledger::Ledger`), because a backend cannot always
+//! tell whether a failed flush left data behind.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
+use crate::core::state::{Delta, PartyRecord, UnitRecord};
+use crate::core::unit::UnitId;
+use crate::core::values::Timestamp;
+
+pub mod memory;
+pub mod sled_store;
+
+#[cfg(test)]
+mod conformance;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    #[error("storage is corrupt at {location}: {detail}")]
+    Corrupt { location: String, detail: String },
+    #[error("the data directory holds ledger {found}, not {expected}")]
+    WrongLedger { expected: String, found: String },
+    #[error("the ledger is already initialized as {0}")]
+    AlreadyInitialized(String),
+    #[error("commit out of order: the store holds {len} events, the batch starts at {start}")]
+    OutOfOrder { len: u64, start: u64 },
+}
+
+/// What the store knows about the ledger it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerMeta {
+    pub name: LedgerName,
+}
+
+/// One event in the log, as stored: position, ledger time, hash and canonical bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub index: LogIndex,
+    pub integrated_at: Timestamp,
+    pub hash: EventHash,
+    /// JCS bytes of the envelope (FORMAT.md §3).
+    pub event: Vec<u8>,
+}
+
+/// An accepted event with everything it changes.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub entry: LogEntry,
+    pub delta: Delta,
+}
+
+/// Record counts, for consistency checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub events: u64,
+    pub parties: u64,
+    pub units: u64,
+    pub handles: u64,
+    pub keys: u64,
+    pub holdings: u64,
+    pub chain_links: u64,
+    pub hashes: u64,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Records the ledger name in an empty store, durably.
+    fn init(&self, meta: &LedgerMeta) -> Result<(), StoreError>;
+    fn meta(&self) -> Result<Option<LedgerMeta>, StoreError>;
+    /// Number of events in the log (the next log index).
+    fn len(&self) -> Result<u64, StoreError>;
+    fn entry(&self, i: LogIndex) -> Result<Option<LogEntry>, StoreError>;
+    /// Entries `start..end` (fewer if the log is shorter), in order.
+    fn entries(&self, start: LogIndex, end: LogIndex) -> Result<Vec<LogEntry>, StoreError>;
+    fn index_of(&self, h: &EventHash) -> Result<Option<LogIndex>, StoreError>;
+    fn operator(&self) -> Result<Option<PartyId>, StoreError>;
+    fn party(&self, id: &PartyId) -> Result<Option<PartyRecord>, StoreError>;
+    fn party_by_handle(&self, h: &Handle) -> Result<Option<PartyId>, StoreError>;
+    fn key_owner(&self, k: &PublicKey) -> Result<Option<PartyId>, StoreError>;
+    fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, StoreError>;
+    /// Log indexes of the unit's chain, oldest first.
+    fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError>;
+    /// Units the party holds now, in unit-id order, after `after`, at most `limit`.
+    fn holdings(
+        &self,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError>;
+    fn parties(&self) -> Result<Vec<PartyRecord>, StoreError>;
+    /// Units in id order after `after`, at most `limit`.
+    fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError>;
+    fn counts(&self) -> Result<Counts, StoreError>;
+    /// Appends a group of consecutive events atomically and durably.
+    fn commit(&self, batch: &[Committed]) -> Result<(), StoreError>;
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn init(&self, meta: &LedgerMeta) -> Result<(), StoreError> {
+        (**self).init(meta)
+    }
+    fn meta(&self) -> Result<Option<LedgerMeta>, StoreError> {
+        (**self).meta()
+    }
+    fn len(&self) -> Result<u64, StoreError> {
+        (**self).len()
+    }
+    fn entry(&self, i: LogIndex) -> Result<Option<LogEntry>, StoreError> {
+        (**self).entry(i)
+    }
+    fn entries(&self, start: LogIndex, end: LogIndex) -> Result<Vec<LogEntry>, StoreError> {
+        (**self).entries(start, end)
+    }
+    fn index_of(&self, h: &EventHash) -> Result<Option<LogIndex>, StoreError> {
+        (**self).index_of(h)
+    }
+    fn operator(&self) -> Result<Option<PartyId>, StoreError> {
+        (**self).operator()
+    }
+    fn party(&self, id: &PartyId) -> Result<Option<PartyRecord>, StoreError> {
+        (**self).party(id)
+    }
+    fn party_by_handle(&self, h: &Handle) -> Result<Option<PartyId>, StoreError> {
+        (**self).party_by_handle(h)
+    }
+    fn key_owner(&self, k: &PublicKey) -> Result<Option<PartyId>, StoreError> {
+        (**self).key_owner(k)
+    }
+    fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, StoreError> {
+        (**self).unit(u)
+    }
+    fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError> {
+        (**self).chain(u)
+    }
+    fn holdings(
+        &self,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError> {
+        (**self).holdings(p, after, limit)
+    }
+    fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
+        (**self).parties()
+    }
+    fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
+        (**self).units(after, limit)
+    }
+    fn counts(&self) -> Result<Counts, StoreError> {
+        (**self).counts()
+    }
+    fn commit(&self, batch: &[Committed]) -> Result<(), StoreError> {
+        (**self).commit(batch)
+    }
+}

@@ -1,0 +1,374 @@
+//! The embedded store: one sled tree with prefixed keys, written only by `commit`, which
+//! applies a whole group as one atomic `sled::Batch` and then calls `Db::flush`
+//! (fsync) before returning. sled's own background flush is switched off so that nothing
+//! reaches disk in an order we did not ask for.
+//!
+//! Key layout (all integers big-endian):
+//! | prefix | key                            | value                                   |
+//! |--------|--------------------------------|-----------------------------------------|
+//! | `m`    | `name`, `len`, `operator`      | ledger name, u64 event count, party id |
+//! | `e`    | u64 log index                  | i64 integrated_at, 32-byte hash, JCS    |
+//! | `h`    | 32-byte event hash             | u64 log index                           |
+//! | `p`    | party id                       | PartyRecord (JSON)                      |
+//! | `n`    | handle                         | party id                                |
+//! | `k`    | 32-byte public key             | party id                                |
+//! | `u`    | unit id                        | UnitRecord (JSON)                       |
+//! | `c`    | unit id, 0x00, u32 seq         | u64 log index                           |
+//! | `x`    | party id, unit id              | empty (the party holds the unit)        |
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{Committed, Counts, LedgerMeta, LogEntry, Store, StoreError};
+use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
+use crate::core::state::{IndexOp, PartyRecord, UnitRecord};
+use crate::core::unit::UnitId;
+use crate::core::values::Timestamp;
+
+pub struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+fn io(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt {
+            location: format!("sled file offset {at:?}"),
+            detail: "sled reports corruption".into(),
+        },
+        other => StoreError::Io(other.to_string()),
+    }
+}
+
+fn corrupt(location: impl Into<String>, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        location: location.into(),
+        detail: detail.to_string(),
+    }
+}
+
+fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.push(prefix);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn chain_key(u: &UnitId, seq: u32) -> Vec<u8> {
+    key(b'c', &[u.as_str().as_bytes(), &[0], &seq.to_be_bytes()])
+}
+
+fn u64_of(v: &[u8], location: &str) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = v
+        .try_into()
+        .map_err(|_| corrupt(location, "expected an 8-byte integer"))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn json<T: DeserializeOwned>(v: &[u8], location: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| corrupt(location, e))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v)
+        .expect("invariant: records serialize (no maps with non-string keys, no floats)")
+}
+
+fn encode_entry(e: &LogEntry) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40 + e.event.len());
+    v.extend_from_slice(&e.integrated_at.unix().to_be_bytes());
+    v.extend_from_slice(e.hash.as_bytes());
+    v.extend_from_slice(&e.event);
+    v
+}
+
+fn decode_entry(index: u64, v: &[u8]) -> Result<LogEntry, StoreError> {
+    let loc = format!("log entry {index}");
+    if v.len() < 40 {
+        return Err(corrupt(loc, "entry shorter than its 40-byte header"));
+    }
+    let secs = i64::from_be_bytes(v[..8].try_into().map_err(|_| corrupt(&loc, "bad time"))?);
+    let integrated_at = Timestamp::from_unix(secs).map_err(|e| corrupt(&loc, e))?;
+    let hash: [u8; 32] = v[8..40].try_into().map_err(|_| corrupt(&loc, "bad hash"))?;
+    Ok(LogEntry {
+        index: LogIndex::new(index),
+        integrated_at,
+        hash: EventHash::from_bytes(hash),
+        event: v[40..].to_vec(),
+    })
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .cache_capacity(256 << 20)
+            .open()
+            .map_err(io)?;
+        let tree = db.open_tree("custody").map_err(io)?;
+        Ok(Self { db, tree })
+    }
+
+    fn get(&self, k: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        self.tree.get(k).map_err(io)
+    }
+
+    fn count_prefix(&self, p: u8) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for r in self.tree.scan_prefix([p]).keys() {
+            r.map_err(io)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn party_id_at(&self, k: &[u8], location: &str) -> Result<Option<PartyId>, StoreError> {
+        match self.get(k)? {
+            None => Ok(None),
+            Some(v) => {
+                let s = std::str::from_utf8(&v).map_err(|e| corrupt(location, e))?;
+                PartyId::parse(s)
+                    .map(Some)
+                    .map_err(|e| corrupt(location, e))
+            }
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn init(&self, meta: &LedgerMeta) -> Result<(), StoreError> {
+        if let Some(m) = self.meta()? {
+            return Err(StoreError::AlreadyInitialized(m.name.to_string()));
+        }
+        self.tree
+            .insert(b"mname", meta.name.as_str().as_bytes())
+            .map_err(io)?;
+        self.db.flush().map_err(io)?;
+        Ok(())
+    }
+
+    fn meta(&self) -> Result<Option<LedgerMeta>, StoreError> {
+        match self.get(b"mname")? {
+            None => Ok(None),
+            Some(v) => {
+                let s = std::str::from_utf8(&v).map_err(|e| corrupt("ledger name", e))?;
+                Ok(Some(LedgerMeta {
+                    name: LedgerName::parse(s).map_err(|e| corrupt("ledger name", e))?,
+                }))
+            }
+        }
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        match self.get(b"mlen")? {
+            None => Ok(0),
+            Some(v) => u64_of(&v, "event count"),
+        }
+    }
+
+    fn entry(&self, i: LogIndex) -> Result<Option<LogEntry>, StoreError> {
+        self.get(&key(b'e', &[&i.get().to_be_bytes()]))?
+            .map(|v| decode_entry(i.get(), &v))
+            .transpose()
+    }
+
+    fn entries(&self, start: LogIndex, end: LogIndex) -> Result<Vec<LogEntry>, StoreError> {
+        let lo = key(b'e', &[&start.get().to_be_bytes()]);
+        let hi = key(b'e', &[&end.get().to_be_bytes()]);
+        let mut out = Vec::new();
+        for r in self.tree.range(lo..hi) {
+            let (k, v) = r.map_err(io)?;
+            let i = u64_of(&k[1..], "log entry key")?;
+            out.push(decode_entry(i, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn index_of(&self, h: &EventHash) -> Result<Option<LogIndex>, StoreError> {
+        self.get(&key(b'h', &[h.as_bytes()]))?
+            .map(|v| u64_of(&v, &format!("hash index {h}")).map(LogIndex::new))
+            .transpose()
+    }
+
+    fn operator(&self) -> Result<Option<PartyId>, StoreError> {
+        self.party_id_at(b"moperator", "operator")
+    }
+
+    fn party(&self, id: &PartyId) -> Result<Option<PartyRecord>, StoreError> {
+        self.get(&key(b'p', &[id.as_str().as_bytes()]))?
+            .map(|v| json(&v, &format!("party {id}")))
+            .transpose()
+    }
+
+    fn party_by_handle(&self, h: &Handle) -> Result<Option<PartyId>, StoreError> {
+        self.party_id_at(&key(b'n', &[h.as_str().as_bytes()]), &format!("handle {h}"))
+    }
+
+    fn key_owner(&self, k: &PublicKey) -> Result<Option<PartyId>, StoreError> {
+        self.party_id_at(&key(b'k', &[k.as_bytes()]), &format!("key {k}"))
+    }
+
+    fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, StoreError> {
+        self.get(&key(b'u', &[u.as_str().as_bytes()]))?
+            .map(|v| json(&v, &format!("unit {u}")))
+            .transpose()
+    }
+
+    fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError> {
+        let prefix = key(b'c', &[u.as_str().as_bytes(), &[0]]);
+        let mut out = Vec::new();
+        for r in self.tree.scan_prefix(&prefix) {
+            let (_, v) = r.map_err(io)?;
+            out.push(LogIndex::new(u64_of(&v, &format!("chain of {u}"))?));
+        }
+        Ok(out)
+    }
+
+    fn holdings(
+        &self,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError> {
+        let prefix = key(b'x', &[p.as_str().as_bytes()]);
+        let start = match after {
+            Some(a) => {
+                let mut s = key(b'x', &[p.as_str().as_bytes(), a.as_str().as_bytes()]);
+                s.push(0);
+                s
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for r in self.tree.range(start..) {
+            let (k, _) = r.map_err(io)?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let s = std::str::from_utf8(&k[prefix.len()..]).map_err(|e| corrupt("holdings", e))?;
+            out.push(UnitId::parse(s).map_err(|e| corrupt("holdings", e))?);
+        }
+        Ok(out)
+    }
+
+    fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.tree.scan_prefix(b"p") {
+            let (k, v) = r.map_err(io)?;
+            out.push(json(
+                &v,
+                &format!("party {}", String::from_utf8_lossy(&k[1..])),
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
+        let start = match after {
+            Some(a) => {
+                let mut s = key(b'u', &[a.as_str().as_bytes()]);
+                s.push(0);
+                s
+            }
+            None => vec![b'u'],
+        };
+        let mut out = Vec::new();
+        for r in self.tree.range(start..) {
+            let (k, v) = r.map_err(io)?;
+            if k.first() != Some(&b'u') || out.len() >= limit {
+                break;
+            }
+            out.push(json(
+                &v,
+                &format!("unit {}", String::from_utf8_lossy(&k[1..])),
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn counts(&self) -> Result<Counts, StoreError> {
+        Ok(Counts {
+            events: self.count_prefix(b'e')?,
+            parties: self.count_prefix(b'p')?,
+            units: self.count_prefix(b'u')?,
+            handles: self.count_prefix(b'n')?,
+            keys: self.count_prefix(b'k')?,
+            holdings: self.count_prefix(b'x')?,
+            chain_links: self.count_prefix(b'c')?,
+            hashes: self.count_prefix(b'h')?,
+        })
+    }
+
+    fn commit(&self, batch: &[Committed]) -> Result<(), StoreError> {
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        let len = self.len()?;
+        for (k, c) in batch.iter().enumerate() {
+            if c.entry.index.get() != len + k as u64 {
+                return Err(StoreError::OutOfOrder {
+                    len,
+                    start: c.entry.index.get(),
+                });
+            }
+        }
+        let mut b = sled::Batch::default();
+        for c in batch {
+            let e = &c.entry;
+            let idx = e.index.get().to_be_bytes();
+            b.insert(key(b'e', &[&idx]), encode_entry(e));
+            b.insert(key(b'h', &[e.hash.as_bytes()]), &idx);
+            if let Some(op) = &c.delta.operator {
+                b.insert(b"moperator".as_slice(), op.as_str().as_bytes());
+            }
+            for p in &c.delta.parties {
+                b.insert(key(b'p', &[p.id.as_str().as_bytes()]), to_json(p));
+            }
+            for u in &c.delta.units {
+                b.insert(key(b'u', &[u.id.as_str().as_bytes()]), to_json(u));
+            }
+            for op in &c.delta.index {
+                match op {
+                    IndexOp::Handle {
+                        handle,
+                        party: Some(p),
+                    } => {
+                        b.insert(
+                            key(b'n', &[handle.as_str().as_bytes()]),
+                            p.as_str().as_bytes(),
+                        );
+                    }
+                    IndexOp::Handle {
+                        handle,
+                        party: None,
+                    } => b.remove(key(b'n', &[handle.as_str().as_bytes()])),
+                    IndexOp::Key { key: k, party } => {
+                        b.insert(key(b'k', &[k.as_bytes()]), party.as_str().as_bytes())
+                    }
+                    IndexOp::Holding { party, unit, held } => {
+                        let k = key(b'x', &[party.as_str().as_bytes(), unit.as_str().as_bytes()]);
+                        if *held {
+                            b.insert(k, b"".as_slice());
+                        } else {
+                            b.remove(k);
+                        }
+                    }
+                    IndexOp::ChainLink { unit, seq } => b.insert(chain_key(unit, *seq), &idx),
+                }
+            }
+        }
+        b.insert(
+            b"mlen".as_slice(),
+            &(last.entry.index.get() + 1).to_be_bytes(),
+        );
+        self.tree.apply_batch(b).map_err(io)?;
+        self.db.flush().map_err(io)?;
+        Ok(())
+    }
+}
