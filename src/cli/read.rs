@@ -41,7 +41,7 @@ pub fn chain(cli: &Cli, a: &ChainArgs) -> Result<()> {
     emit(cli.format, &c, |c| render(c, &names))
 }
 
-fn render(c: &Chain, names: &crate::core::state::MemState) -> String {
+pub fn render(c: &Chain, names: &crate::core::state::MemState) -> String {
     let n = |p: &crate::core::ids::PartyId| names.party_ref(p).to_string();
     let mut out = format!(
         "unit {}\nledger {} · {} events · every signature verified\n",

@@ -74,7 +74,7 @@ impl<'a> Signatures<'a> {
         key: &PublicKey,
         who: &PartyRecordOrNew<'_>,
     ) -> Result<(), RuleError> {
-        if self.present.iter().any(|k| *k == key) {
+        if self.present.contains(&key) {
             self.used.insert(*key);
             Ok(())
         } else {

@@ -56,14 +56,21 @@ pub struct Receipt {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
+    /// Boxed: rule errors carry several ids and would make every `Result` large.
     #[error(transparent)]
-    Rule(#[from] RuleError),
+    Rule(Box<RuleError>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the ledger stopped accepting events after a storage failure ({0}); restart it")]
     Failed(String),
     #[error("the ledger writer has shut down")]
     Closed,
+}
+
+impl From<RuleError> for AppendError {
+    fn from(e: RuleError) -> Self {
+        Self::Rule(Box::new(e))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -81,6 +81,9 @@ pub trait Store: Send + Sync + 'static {
     fn meta(&self) -> Result<Option<LedgerMeta>, StoreError>;
     /// Number of events in the log (the next log index).
     fn len(&self) -> Result<u64, StoreError>;
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
     fn entry(&self, i: LogIndex) -> Result<Option<LogEntry>, StoreError>;
     /// Entries `start..end` (fewer if the log is shorter), in order.
     fn entries(&self, start: LogIndex, end: LogIndex) -> Result<Vec<LogEntry>, StoreError>;
