@@ -30,32 +30,71 @@ pub struct DemoArgs {
 }
 
 const KEYS: [(&str, &str); 7] = [
-    ("custody-operator", include_str!("../../keys-example/operator.pem")),
-    ("helix-genomics", include_str!("../../keys-example/helix-genomics.pem")),
-    ("pearl-river-trading", include_str!("../../keys-example/pearl-river-trading.pem")),
-    ("tianshan-scientific", include_str!("../../keys-example/tianshan-scientific.pem")),
-    ("urumqi-psb", include_str!("../../keys-example/urumqi-psb.pem")),
-    ("shanghai-genome-institute", include_str!("../../keys-example/shanghai-genome-institute.pem")),
-    ("helix-field-service", include_str!("../../keys-example/helix-field-service.pem")),
+    (
+        "custody-operator",
+        include_str!("../../keys-example/operator.pem"),
+    ),
+    (
+        "helix-genomics",
+        include_str!("../../keys-example/helix-genomics.pem"),
+    ),
+    (
+        "pearl-river-trading",
+        include_str!("../../keys-example/pearl-river-trading.pem"),
+    ),
+    (
+        "tianshan-scientific",
+        include_str!("../../keys-example/tianshan-scientific.pem"),
+    ),
+    (
+        "urumqi-psb",
+        include_str!("../../keys-example/urumqi-psb.pem"),
+    ),
+    (
+        "shanghai-genome-institute",
+        include_str!("../../keys-example/shanghai-genome-institute.pem"),
+    ),
+    (
+        "helix-field-service",
+        include_str!("../../keys-example/helix-field-service.pem"),
+    ),
 ];
 
 fn key(handle: &str) -> Result<KeyPair> {
-    let pem = KEYS.iter().find(|(h, _)| *h == handle).context("demo key")?.1;
-    let sk = ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(|e| anyhow::anyhow!("embedded demo key {handle}: {e}"))?;
+    let pem = KEYS
+        .iter()
+        .find(|(h, _)| *h == handle)
+        .context("demo key")?
+        .1;
+    let sk = ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+        .map_err(|e| anyhow::anyhow!("embedded demo key {handle}: {e}"))?;
     Ok(KeyPair::from_signing(sk)?)
 }
 
-fn profile(name: &str, country: &str, region: Option<&str>, role: Role, aliases: &[&str]) -> Result<Profile> {
+fn profile(
+    name: &str,
+    country: &str,
+    region: Option<&str>,
+    role: Role,
+    aliases: &[&str],
+) -> Result<Profile> {
     Ok(Profile {
         legal_name: Text::parse(name)?,
-        aliases: aliases.iter().map(|a| Text::parse(a)).collect::<Result<_, _>>()?,
+        aliases: aliases
+            .iter()
+            .map(|a| Text::parse(a))
+            .collect::<Result<_, _>>()?,
         country: CountryCode::parse(country)?,
         region: region.map(Region::parse).transpose()?,
         address: None,
         roles: vec![role],
         parent: None,
         owners: vec![],
-        gs1_company_prefixes: if role == Role::Manufacturer { vec!["0614141".into()] } else { vec![] },
+        gs1_company_prefixes: if role == Role::Manufacturer {
+            vec!["0614141".into()]
+        } else {
+            vec![]
+        },
     })
 }
 
@@ -73,7 +112,11 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     let tmp;
     let dir = match &a.keep {
         Some(d) => {
-            anyhow::ensure!(!d.exists(), "--keep {}: directory exists; pass a new one", d.display());
+            anyhow::ensure!(
+                !d.exists(),
+                "--keep {}: directory exists; pass a new one",
+                d.display()
+            );
             d.clone()
         }
         None => {
@@ -96,40 +139,138 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
 
     say("custody demo: a forensic DNA sequencer's journey, every handoff signed and chained\n");
     let op = key("custody-operator")?;
-    c.genesis(&op, h("custody-operator")?, profile("Custody Ledger Operator", "US", None, Role::Operator, &[])?)?;
+    c.genesis(
+        &op,
+        h("custody-operator")?,
+        profile("Custody Ledger Operator", "US", None, Role::Operator, &[])?,
+    )?;
     let maker = key("helix-genomics")?;
     let pearl = key("pearl-river-trading")?;
     let tian = key("tianshan-scientific")?;
     let psb = key("urumqi-psb")?;
     let sgi = key("shanghai-genome-institute")?;
     let svc = key("helix-field-service")?;
-    c.enroll(&maker, &op, h("helix-genomics")?, profile("Helix Genomics Inc.", "US", Some("US-CA"), Role::Manufacturer, &[])?)?;
-    c.enroll(&svc, &op, h("helix-field-service")?, profile("Helix Field Service LLC", "US", None, Role::Servicer, &[])?)?;
-    c.enroll(&pearl, &maker, h("pearl-river-trading")?, profile("Pearl River Trading Co., Ltd.", "CN", Some("CN-GD"), Role::Distributor, &["Zhujiang Maoyi"])?)?;
-    c.enroll(&tian, &pearl, h("tianshan-scientific")?, profile("Tianshan Scientific Instruments Co., Ltd.", "CN", Some("CN-XJ"), Role::Distributor, &[])?)?;
-    c.enroll(&psb, &tian, h("urumqi-psb")?, profile("Urumqi Municipal Public Security Bureau", "CN", Some("CN-XJ"), Role::EndUser, &["Wulumuqi Shi Gong'an Ju", "乌鲁木齐市公安局"])?)?;
-    c.enroll(&sgi, &pearl, h("shanghai-genome-institute")?, profile("Shanghai Genome Institute", "CN", Some("CN-SH"), Role::EndUser, &[])?)?;
+    c.enroll(
+        &maker,
+        &op,
+        h("helix-genomics")?,
+        profile(
+            "Helix Genomics Inc.",
+            "US",
+            Some("US-CA"),
+            Role::Manufacturer,
+            &[],
+        )?,
+    )?;
+    c.enroll(
+        &svc,
+        &op,
+        h("helix-field-service")?,
+        profile("Helix Field Service LLC", "US", None, Role::Servicer, &[])?,
+    )?;
+    c.enroll(
+        &pearl,
+        &maker,
+        h("pearl-river-trading")?,
+        profile(
+            "Pearl River Trading Co., Ltd.",
+            "CN",
+            Some("CN-GD"),
+            Role::Distributor,
+            &["Zhujiang Maoyi"],
+        )?,
+    )?;
+    c.enroll(
+        &tian,
+        &pearl,
+        h("tianshan-scientific")?,
+        profile(
+            "Tianshan Scientific Instruments Co., Ltd.",
+            "CN",
+            Some("CN-XJ"),
+            Role::Distributor,
+            &[],
+        )?,
+    )?;
+    c.enroll(
+        &psb,
+        &tian,
+        h("urumqi-psb")?,
+        profile(
+            "Urumqi Municipal Public Security Bureau",
+            "CN",
+            Some("CN-XJ"),
+            Role::EndUser,
+            &["Wulumuqi Shi Gong'an Ju", "乌鲁木齐市公安局"],
+        )?,
+    )?;
+    c.enroll(
+        &sgi,
+        &pearl,
+        h("shanghai-genome-institute")?,
+        profile(
+            "Shanghai Genome Institute",
+            "CN",
+            Some("CN-SH"),
+            Role::EndUser,
+            &[],
+        )?,
+    )?;
     say("enrolled 7 parties (operator, maker, servicer, two distributors, two end users), each with proof of key possession and a sponsor");
 
     let m = maker.party_id();
-    let seqs: Vec<UnitId> = (1..=4).map(|i| UnitId::custody(&m, "SEQ-3500", &format!("SN{i:04}"))).collect::<Result<_, _>>()?;
-    let kits: Vec<UnitId> = (1..=20).map(|i| UnitId::parse(&format!("urn:epc:id:sgtin:0614141.812345.K{i:03}"))).collect::<Result<_, _>>()?;
-    c.register(&maker, seqs.clone(), Some(Text::parse("L2019-07")?), Some(Text::parse("Helix SEQ-3500 Genetic Analyzer")?))?;
-    c.register(&maker, kits.clone(), Some(Text::parse("K2019-11")?), Some(Text::parse("HID forensic identification kit")?))?;
+    let seqs: Vec<UnitId> = (1..=4)
+        .map(|i| UnitId::custody(&m, "SEQ-3500", &format!("SN{i:04}")))
+        .collect::<Result<_, _>>()?;
+    let kits: Vec<UnitId> = (1..=20)
+        .map(|i| UnitId::parse(&format!("urn:epc:id:sgtin:0614141.812345.K{i:03}")))
+        .collect::<Result<_, _>>()?;
+    c.register(
+        &maker,
+        seqs.clone(),
+        Some(Text::parse("L2019-07")?),
+        Some(Text::parse("Helix SEQ-3500 Genetic Analyzer")?),
+    )?;
+    c.register(
+        &maker,
+        kits.clone(),
+        Some(Text::parse("K2019-11")?),
+        Some(Text::parse("HID forensic identification kit")?),
+    )?;
     say("registered 4 sequencers (maker serials) and a lot of 20 forensic kits (GS1 SGTIN)");
 
     let cn = CountryCode::parse("CN")?;
     let decl = |who: &str, use_: &str| -> Result<EndUse> {
-        Ok(EndUse { end_user: Text::parse(who)?, end_user_party: None, end_use: Text::parse(use_)?, destination_country: cn, no_restricted_retransfer: true })
+        Ok(EndUse {
+            end_user: Text::parse(who)?,
+            end_user_party: None,
+            end_use: Text::parse(use_)?,
+            destination_country: cn,
+            no_restricted_retransfer: true,
+        })
     };
     let first: Vec<UnitId> = seqs[..3].iter().chain(&kits[..10]).cloned().collect();
-    let t1 = c.transfer(&maker, &pearl.party_id(), &first, Text::parse("AWB 176-2019-0815")?, cn)?;
-    c.accept(&pearl, &t1.hash, &[], Some(decl("Shanghai Genome Institute", "academic genome sequencing")?))?;
+    let t1 = c.transfer(
+        &maker,
+        &pearl.party_id(),
+        &first,
+        Text::parse("AWB 176-2019-0815")?,
+        cn,
+    )?;
+    c.accept(
+        &pearl,
+        &t1.hash,
+        &[],
+        Some(decl(
+            "Shanghai Genome Institute",
+            "academic genome sequencing",
+        )?),
+    )?;
     say("helix-genomics → pearl-river-trading: 3 sequencers + 10 kits, accepted with an end-use declaration");
 
     let mut refused = Vec::new();
-    let mut refuse = |what: &str, r: Result<crate::ledger::Receipt, crate::client::ClientError>| {
-        match r {
+    let mut refuse =
+        |what: &str, r: Result<crate::ledger::Receipt, crate::client::ClientError>| match r {
             Ok(_) => refused.push(format!("UNEXPECTED: {what} was accepted")),
             Err(e) => {
                 if text {
@@ -137,30 +278,92 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
                 }
                 refused.push(e.to_string());
             }
-        }
-    };
-    refuse("double transfer", c.transfer(&maker, &sgi.party_id(), &seqs[..1], Text::parse("AWB dup")?, cn));
+        };
+    refuse(
+        "double transfer",
+        c.transfer(
+            &maker,
+            &sgi.party_id(),
+            &seqs[..1],
+            Text::parse("AWB dup")?,
+            cn,
+        ),
+    );
 
-    let t2 = c.transfer(&pearl, &tian.party_id(), &[seqs[0].clone(), kits[0].clone(), kits[1].clone()], Text::parse("SF-EXPRESS 88120")?, cn)?;
-    refuse("accept by a party that is not the recipient", c.accept(&sgi, &t2.hash, &[], None));
-    c.accept(&tian, &t2.hash, &[], Some(decl("Xinjiang university hospitals", "clinical genetics")?))?;
+    let t2 = c.transfer(
+        &pearl,
+        &tian.party_id(),
+        &[seqs[0].clone(), kits[0].clone(), kits[1].clone()],
+        Text::parse("SF-EXPRESS 88120")?,
+        cn,
+    )?;
+    refuse(
+        "accept by a party that is not the recipient",
+        c.accept(&sgi, &t2.hash, &[], None),
+    );
+    c.accept(
+        &tian,
+        &t2.hash,
+        &[],
+        Some(decl("Xinjiang university hospitals", "clinical genetics")?),
+    )?;
     say("pearl-river-trading → tianshan-scientific (Urumqi): 1 sequencer + 2 kits");
 
-    let t3 = c.transfer(&tian, &psb.party_id(), &[seqs[0].clone(), kits[0].clone()], Text::parse("local delivery 2020-03")?, cn)?;
+    let t3 = c.transfer(
+        &tian,
+        &psb.party_id(),
+        &[seqs[0].clone(), kits[0].clone()],
+        Text::parse("local delivery 2020-03")?,
+        cn,
+    )?;
     c.accept(&psb, &t3.hash, &[], None)?;
     say("tianshan-scientific → urumqi-psb: 1 sequencer + 1 kit, accepted WITHOUT an end-use declaration");
 
-    c.observe(&svc, &psb.party_id(), &seqs[0..1], Some(Text::parse("Urumqi, forensic laboratory")?), Some(Text::parse("annual service visit")?))?;
+    c.observe(
+        &svc,
+        &psb.party_id(),
+        &seqs[0..1],
+        Some(Text::parse("Urumqi, forensic laboratory")?),
+        Some(Text::parse("annual service visit")?),
+    )?;
     say("helix-field-service observed sequencer SN0001 at urumqi-psb on a service visit");
 
-    let t4 = c.transfer(&pearl, &sgi.party_id(), &[seqs[1].clone()], Text::parse("SF-EXPRESS 88121")?, cn)?;
-    c.accept(&sgi, &t4.hash, &[], Some(decl("Shanghai Genome Institute", "academic genome sequencing")?))?;
-    let t5 = c.transfer(&pearl, &tian.party_id(), &[seqs[2].clone()], Text::parse("SF-EXPRESS 88122")?, cn)?;
+    let t4 = c.transfer(
+        &pearl,
+        &sgi.party_id(),
+        &[seqs[1].clone()],
+        Text::parse("SF-EXPRESS 88121")?,
+        cn,
+    )?;
+    c.accept(
+        &sgi,
+        &t4.hash,
+        &[],
+        Some(decl(
+            "Shanghai Genome Institute",
+            "academic genome sequencing",
+        )?),
+    )?;
+    let t5 = c.transfer(
+        &pearl,
+        &tian.party_id(),
+        &[seqs[2].clone()],
+        Text::parse("SF-EXPRESS 88122")?,
+        cn,
+    )?;
     c.reject(&tian, &t5.hash, &[], Text::parse("not ordered")?)?;
-    c.retire(&maker, &seqs[3..4], RetireReason::Destroyed, Some(Text::parse("demo unit scrapped")?))?;
+    c.retire(
+        &maker,
+        &seqs[3..4],
+        RetireReason::Destroyed,
+        Some(Text::parse("demo unit scrapped")?),
+    )?;
     say("also: a delivery to shanghai-genome-institute, a rejected shipment and a scrapped demo unit\n");
 
-    let chains = vec![chain::read(ledger.store(), ledger.name(), &seqs[0])?, chain::read(ledger.store(), ledger.name(), &seqs[1])?];
+    let chains = vec![
+        chain::read(ledger.store(), ledger.name(), &seqs[0])?,
+        chain::read(ledger.store(), ledger.name(), &seqs[1])?,
+    ];
     if text {
         let names = {
             let mut s = crate::core::state::MemState::default();
@@ -174,7 +377,11 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         }
     }
     let report = audit::verify_ledger(ledger.store(), |_, _| {})?;
-    anyhow::ensure!(report.ok, "the demo ledger failed verification: {:?}", report.failure);
+    anyhow::ensure!(
+        report.ok,
+        "the demo ledger failed verification: {:?}",
+        report.failure
+    );
     let summary = Summary {
         ledger: name.to_string(),
         data_dir: dir.display().to_string(),
