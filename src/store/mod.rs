@@ -1,5 +1,5 @@
 //! Storage: one small trait, with an embedded sled implementation and an in-memory one that
-//! pass the same conformance suite (`store::conformance`).
+//! pass the same conformance suite (`tests/store_conformance.rs`).
 //!
 //! The trait speaks in domain records, never in backend keys, and writes only through
 //! [`Store::commit`], which takes a whole group of events at once: a networked backend
@@ -18,9 +18,6 @@ use crate::core::values::Timestamp;
 
 pub mod memory;
 pub mod sled_store;
-
-#[cfg(test)]
-mod conformance;
 
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;

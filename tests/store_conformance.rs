@@ -1,0 +1,153 @@
+//! The storage conformance suite: the same scenario on the in-memory store and on sled
+//! (on disk) must give identical answers to every read, and sled must give them again
+//! after the process reopens it.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use custody::core::ids::{EventHash, LogIndex};
+use custody::core::unit::UnitId;
+use custody::store::{Committed, LogEntry, MemoryStore, SledStore, Store, StoreError};
+
+/// Runs the scenario and returns the units it touched.
+fn scenario<S: Store>(w: &World<S>) -> Vec<UnitId> {
+    let c = w.client();
+    let u = w.register(5);
+    let t = c
+        .transfer(&w.maker, &w.dist.party_id(), &u[..4], text("S1"), cn())
+        .expect("t1");
+    c.accept(&w.dist, &t.hash, &u[..3], None).expect("accept 3");
+    c.reject(&w.dist, &t.hash, &u[3..4], text("no"))
+        .expect("reject 1");
+    let t2 = c
+        .transfer(&w.dist, &w.sub.party_id(), &u[..2], text("S2"), cn())
+        .expect("t2");
+    c.accept(&w.sub, &t2.hash, &[], None).expect("accept");
+    c.observe(&w.svc, &w.user.party_id(), &u[..1], None, None)
+        .expect("observe");
+    c.retire(
+        &w.maker,
+        &u[4..5],
+        custody::core::event::RetireReason::Lost,
+        None,
+    )
+    .expect("retire");
+    c.update(
+        &w.sub,
+        h("sub-renamed"),
+        profile("Sub Ltd", "CN", &[custody::core::event::Role::Distributor]),
+        None,
+    )
+    .expect("update");
+    u
+}
+
+/// Everything readable, as comparable text.
+fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
+    let mut out = format!("{:?}\n{:?}\n{:?}\n", s.meta(), s.len(), s.counts());
+    let n = s.len().expect("len");
+    out += &format!(
+        "{:?}\n",
+        s.entries(LogIndex::new(0), LogIndex::new(n))
+            .expect("entries")
+    );
+    out += &format!(
+        "{:?}\n",
+        s.entries(LogIndex::new(3), LogIndex::new(5))
+            .expect("range")
+    );
+    out += &format!(
+        "{:?}\n",
+        s.entries(LogIndex::new(n), LogIndex::new(n + 5))
+            .expect("past end")
+    );
+    for i in 0..n {
+        let e = s.entry(LogIndex::new(i)).expect("entry").expect("present");
+        out += &format!("{:?}\n", s.index_of(&e.hash).expect("index_of"));
+    }
+    out += &format!("{:?}\n", s.index_of(&EventHash::from_bytes([1; 32])));
+    out += &format!("{:?}\n{:?}\n", s.operator(), s.parties());
+    for p in s.parties().expect("parties") {
+        out += &format!(
+            "{:?} {:?}\n",
+            s.party_by_handle(&p.handle),
+            s.holdings(&p.id, None, 100)
+        );
+        for k in &p.keys {
+            out += &format!("{:?}\n", s.key_owner(&k.key));
+        }
+        let first = s.holdings(&p.id, None, 1).expect("holdings");
+        out += &format!("{:?}\n", s.holdings(&p.id, first.first(), 100));
+    }
+    for u in units {
+        out += &format!("{:?} {:?}\n", s.unit(u), s.chain(u));
+    }
+    let all = s.units(None, 100).expect("units");
+    out += &format!("{:?}\n{:?}\n", all, s.units(all.get(1).map(|u| &u.id), 2));
+    out
+}
+
+#[test]
+fn memory_and_sled_agree_and_sled_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mem = World::new(MemoryStore::new());
+    let units = scenario(&mem);
+    let expected = snapshot(mem.ledger.store(), &units);
+
+    let sled_units;
+    let got = {
+        let w = World::new(SledStore::open(dir.path()).expect("open"));
+        sled_units = scenario(&w);
+        snapshot(w.ledger.store(), &sled_units)
+    };
+    assert_eq!(units, sled_units);
+    assert_eq!(got, expected, "sled and memory stores disagree");
+    let reopened = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        snapshot(&reopened, &units),
+        expected,
+        "sled lost or changed data across reopen"
+    );
+    let rep = custody::audit::verify_ledger(&reopened, |_, _| {}).expect("audit");
+    assert!(rep.ok, "{:?}", rep.failure);
+}
+
+fn out_of_order<S: Store>(s: S) {
+    let w = World::new(s);
+    let n = w.ledger.store().len().expect("len");
+    let bogus = Committed {
+        entry: LogEntry {
+            index: LogIndex::new(n + 1),
+            integrated_at: w.now(),
+            hash: EventHash::from_bytes([3; 32]),
+            event: vec![],
+        },
+        delta: Default::default(),
+    };
+    assert!(matches!(
+        w.ledger.store().commit(&[bogus]),
+        Err(StoreError::OutOfOrder { .. })
+    ));
+    assert_eq!(w.ledger.store().len().expect("len"), n);
+}
+
+#[test]
+fn commits_must_extend_the_log_in_order() {
+    out_of_order(Arc::new(MemoryStore::new()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    out_of_order(Arc::new(SledStore::open(dir.path()).expect("open")));
+}
+
+#[test]
+fn init_refuses_a_second_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = World::new(SledStore::open(dir.path()).expect("open"));
+    let other = custody::core::ids::LedgerName::parse("other/ledger").expect("valid");
+    assert!(custody::ledger::Ledger::init(w.ledger.store(), &other).is_err());
+    assert!(
+        custody::ledger::Ledger::init(w.ledger.store(), &ledger_name()).is_err(),
+        "not empty any more"
+    );
+}
