@@ -1,0 +1,500 @@
+//! The `custody` binary end to end on sled in a temporary directory: every role's command,
+//! JSON output checked against `schemas/custody.schema.json`, refusals that name the rule,
+//! and `custody verify` catching tampering done directly in the sled files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Cli {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    keys: PathBuf,
+}
+
+fn schema_for(def: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/custody.schema.json"),
+    )
+    .expect("schema file");
+    let mut doc: Value = serde_json::from_str(&text).expect("schema is JSON");
+    doc["$ref"] = Value::String(format!("#/$defs/{def}"));
+    jsonschema::validator_for(&doc).expect("schema compiles")
+}
+
+fn assert_schema(def: &str, v: &Value) {
+    let validator = schema_for(def);
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "output does not match $defs/{def}: {errors:?}\n{v:#}"
+    );
+}
+
+impl Cli {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+        Self {
+            _tmp: tmp,
+            data,
+            keys,
+        }
+    }
+
+    fn run(&self, key: Option<&str>, args: &[&str]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_custody"));
+        c.arg("--data").arg(&self.data).arg("--format").arg("json");
+        if let Some(k) = key {
+            c.arg("--key").arg(self.keys.join(format!("{k}.pem")));
+        }
+        c.args(args)
+            .env_remove("CUSTODY_KEY")
+            .env_remove("CUSTODY_DATA");
+        c.output().expect("binary runs")
+    }
+
+    fn ok(&self, key: Option<&str>, args: &[&str]) -> Value {
+        let out = self.run(key, args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    fn refused(&self, key: Option<&str>, args: &[&str]) -> String {
+        let out = self.run(key, args);
+        assert!(!out.status.success(), "{args:?} should have been refused");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON error output");
+        assert_schema("error_output", &v);
+        v["error"].as_str().expect("message").to_owned()
+    }
+
+    fn key(&self, k: &str) -> String {
+        self.keys.join(format!("{k}.pem")).display().to_string()
+    }
+
+    /// A ledger with a maker, two distributors, units moved through them.
+    fn populated() -> (Self, String) {
+        let cli = Self::new();
+        let r = cli.ok(
+            None,
+            &[
+                "init",
+                "--name",
+                "cli.example/ledger",
+                "--operator-key",
+                &cli.key("operator"),
+                "--handle",
+                "custody-operator",
+                "--legal-name",
+                "Operator",
+                "--country",
+                "US",
+            ],
+        );
+        assert_schema("accepted_output", &r);
+        let op = cli.key("operator");
+        cli.ok(
+            Some("helix-genomics"),
+            &[
+                "party",
+                "enroll",
+                "--sponsor-key",
+                &op,
+                "--handle",
+                "helix-genomics",
+                "--legal-name",
+                "Helix Genomics Inc.",
+                "--country",
+                "US",
+                "--region",
+                "US-CA",
+                "--role",
+                "manufacturer",
+                "--gs1-prefix",
+                "0614141",
+            ],
+        );
+        let maker = cli.key("helix-genomics");
+        cli.ok(
+            Some("pearl-river-trading"),
+            &[
+                "party",
+                "enroll",
+                "--sponsor-key",
+                &maker,
+                "--handle",
+                "pearl-river-trading",
+                "--legal-name",
+                "Pearl River Trading Co., Ltd.",
+                "--country",
+                "CN",
+                "--role",
+                "distributor",
+                "--alias",
+                "Zhujiang",
+                "--owner",
+                "Li Wei:60",
+                "--parent",
+                "helix-genomics",
+            ],
+        );
+        cli.ok(
+            Some("tianshan-scientific"),
+            &[
+                "party",
+                "enroll",
+                "--sponsor-key",
+                &op,
+                "--handle",
+                "tianshan-scientific",
+                "--legal-name",
+                "Tianshan Scientific",
+                "--country",
+                "CN",
+                "--region",
+                "CN-XJ",
+                "--role",
+                "distributor",
+            ],
+        );
+        cli.ok(
+            Some("helix-genomics"),
+            &[
+                "register",
+                "--product",
+                "SEQ-3500",
+                "--serial",
+                "SN0001",
+                "--serial",
+                "SN0002",
+                "--sgtin",
+                "urn:epc:id:sgtin:0614141.812345.K1",
+                "--lot",
+                "L7",
+            ],
+        );
+        let t = cli.ok(
+            Some("helix-genomics"),
+            &[
+                "transfer",
+                "--to",
+                "pearl-river-trading",
+                "--unit",
+                "helix-genomics/SEQ-3500/SN0001",
+                "--unit",
+                "urn:epc:id:sgtin:0614141.812345.K1",
+                "--shipment",
+                "AWB 1",
+                "--destination",
+                "CN",
+            ],
+        );
+        let th = t["receipt"]["hash"].as_str().expect("hash").to_owned();
+        cli.ok(
+            Some("pearl-river-trading"),
+            &[
+                "accept",
+                "--transfer",
+                &th,
+                "--end-user",
+                "Shanghai Genome Institute",
+                "--end-use",
+                "sequencing",
+                "--no-restricted-retransfer",
+            ],
+        );
+        (cli, th)
+    }
+}
+
+#[test]
+fn every_role_through_the_cli_with_schema_checked_output() {
+    let (cli, th) = Cli::populated();
+    // Refusals name the rule and the parties.
+    let e = cli.refused(
+        Some("helix-genomics"),
+        &[
+            "transfer",
+            "--to",
+            "tianshan-scientific",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0001",
+            "--shipment",
+            "X",
+            "--destination",
+            "CN",
+        ],
+    );
+    assert!(
+        e.contains("transfer refused")
+            && e.contains("is not the holder")
+            && e.contains("holder is pearl-river-trading"),
+        "{e}"
+    );
+    let e = cli.refused(
+        Some("tianshan-scientific"),
+        &[
+            "accept",
+            "--transfer",
+            &th,
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0001",
+        ],
+    );
+    assert!(e.contains("not pending"), "{e}");
+    let e = cli.refused(
+        Some("helix-genomics"),
+        &[
+            "transfer",
+            "--to",
+            "pearl-river-trading",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0002",
+            "--shipment",
+            "X",
+            "--destination",
+            "ZZ",
+        ],
+    );
+    assert!(e.contains("country"), "{e}");
+    let e = cli.refused(
+        None,
+        &[
+            "transfer",
+            "--to",
+            "pearl-river-trading",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0002",
+            "--shipment",
+            "X",
+            "--destination",
+            "CN",
+        ],
+    );
+    assert!(e.contains("--key"), "{e}");
+
+    let t = cli.ok(
+        Some("pearl-river-trading"),
+        &[
+            "transfer",
+            "--to",
+            "tianshan-scientific",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0001",
+            "--shipment",
+            "SF 1",
+            "--destination",
+            "CN",
+        ],
+    );
+    let t2 = t["receipt"]["hash"].as_str().expect("hash").to_owned();
+    cli.ok(
+        Some("tianshan-scientific"),
+        &["reject", "--transfer", &t2, "--reason", "not ordered"],
+    );
+    let t = cli.ok(
+        Some("pearl-river-trading"),
+        &[
+            "transfer",
+            "--to",
+            "tianshan-scientific",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0001",
+            "--shipment",
+            "SF 2",
+            "--destination",
+            "CN",
+        ],
+    );
+    let t3 = t["receipt"]["hash"].as_str().expect("hash").to_owned();
+    cli.ok(
+        Some("pearl-river-trading"),
+        &["cancel", "--transfer", &t3, "--reason", "wrong address"],
+    );
+    cli.ok(
+        Some("helix-genomics"),
+        &[
+            "observe",
+            "--seen-at",
+            "pearl-river-trading",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0001",
+            "--location",
+            "Guangzhou",
+        ],
+    );
+    cli.ok(
+        Some("helix-genomics"),
+        &[
+            "retire",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0002",
+            "--reason",
+            "destroyed",
+        ],
+    );
+
+    let chain = cli.ok(None, &["chain", "helix-genomics/SEQ-3500/SN0001"]);
+    assert_schema("chain_output", &chain);
+    assert_eq!(chain["events"].as_array().expect("events").len(), 8);
+    let unit = cli.ok(None, &["unit", "urn:epc:id:sgtin:0614141.812345.K1"]);
+    assert_schema("unit_record", &unit);
+    let parties = cli.ok(None, &["party", "list"]);
+    assert_schema("party_list_output", &parties);
+    let p = cli.ok(None, &["party", "show", "pearl-river-trading"]);
+    assert_schema("party_record", &p);
+    assert_eq!(p["profile"]["owners"][0]["share_bps"], 6000);
+    let v = cli.ok(None, &["verify"]);
+    assert_schema("verify_output", &v);
+    assert_eq!(v["ok"], true);
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("k.pem");
+    let k = cli.ok(None, &["keygen", "--out", out.to_str().expect("utf-8")]);
+    assert_schema("keygen_output", &k);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&out).expect("stat").permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(cli
+        .refused(None, &["keygen", "--out", out.to_str().expect("utf-8")])
+        .contains("refusing to overwrite"));
+}
+
+#[test]
+fn submit_accepts_presigned_envelopes_and_is_idempotent() {
+    let (cli, _) = Cli::populated();
+    let chain = cli.ok(None, &["chain", "helix-genomics/SEQ-3500/SN0001"]);
+    let last = &chain["events"][2]["event"];
+    let f = cli._tmp.path().join("ev.json");
+    std::fs::write(&f, serde_json::to_vec(last).expect("json")).expect("write");
+    let r = cli.ok(None, &["submit", f.to_str().expect("utf-8")]);
+    assert_eq!(r["receipt"]["duplicate"], true);
+    assert_eq!(r["receipt"]["hash"], chain["events"][2]["hash"]);
+}
+
+#[test]
+fn demo_json_matches_its_schema() {
+    let cli = Cli::new();
+    let v = cli.ok(None, &["demo"]);
+    assert_schema("demo_output", &v);
+    assert_eq!(v["verification"]["ok"], true);
+}
+
+/// Opens the sled tree the way an attacker with file access would.
+fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(dir).expect("sled opens");
+    let t = db.open_tree("custody").expect("tree");
+    f(&t);
+    db.flush().expect("flush");
+}
+
+fn entry_key(i: u64) -> Vec<u8> {
+    let mut k = vec![b'e'];
+    k.extend_from_slice(&i.to_be_bytes());
+    k
+}
+
+fn verify_fails(cli: &Cli) -> Value {
+    let out = cli.run(None, &["verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "verify must exit 3 on a tampered ledger: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_schema("verify_output", &v);
+    assert_eq!(v["ok"], false);
+    v["failure"].clone()
+}
+
+#[test]
+fn verify_finds_an_altered_event() {
+    let (cli, _) = Cli::populated();
+    with_tree(&cli.data, |t| {
+        let mut v = t
+            .get(entry_key(5))
+            .expect("read")
+            .expect("entry 5")
+            .to_vec();
+        let pos = v
+            .windows(5)
+            .position(|w| w == b"AWB 1")
+            .expect("shipment text")
+            + 4;
+        v[pos] = b'9';
+        t.insert(entry_key(5), v).expect("write");
+    });
+    let f = verify_fails(&cli);
+    assert_eq!(f["index"], 5);
+    assert_eq!(f["check"], "signature");
+}
+
+#[test]
+fn verify_finds_a_deleted_event() {
+    let (cli, _) = Cli::populated();
+    with_tree(&cli.data, |t| {
+        t.remove(entry_key(4)).expect("delete");
+    });
+    let f = verify_fails(&cli);
+    assert_eq!(
+        (f["index"].clone(), f["check"].clone()),
+        (4.into(), "gap".into())
+    );
+}
+
+#[test]
+fn verify_finds_swapped_events() {
+    let (cli, _) = Cli::populated();
+    with_tree(&cli.data, |t| {
+        let a = t.get(entry_key(5)).expect("read").expect("5");
+        let b = t.get(entry_key(6)).expect("read").expect("6");
+        t.insert(entry_key(5), b).expect("w");
+        t.insert(entry_key(6), a).expect("w");
+    });
+    let f = verify_fails(&cli);
+    assert_eq!(f["index"], 5);
+}
+
+#[test]
+fn verify_finds_a_doctored_index() {
+    let (cli, _) = Cli::populated();
+    // Move a unit to another holder in the index only, leaving the log alone.
+    with_tree(&cli.data, |t| {
+        let (k, v) = t.scan_prefix(b"u").next().expect("a unit").expect("read");
+        let mut rec: Value = serde_json::from_slice(&v).expect("json");
+        rec["holder"] = rec["manufacturer"].clone();
+        rec["length"] = 99.into();
+        t.insert(k, serde_json::to_vec(&rec).expect("json"))
+            .expect("write");
+    });
+    let f = verify_fails(&cli);
+    assert_eq!(f["check"], "index");
+    assert!(f["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("unit record"));
+}
+
+#[test]
+fn commands_refuse_a_missing_ledger() {
+    let cli = Cli::new();
+    assert!(cli
+        .refused(None, &["verify"])
+        .contains("run `custody init` first"));
+}
