@@ -44,18 +44,36 @@ fn vectors() -> Value {
         at: t("2024-01-01T00:01:00Z"),
         party: maker.party_id(),
         handle: Handle::parse("maker").expect("h"),
-        profile: prof("Vector Maker", vec![Role::Manufacturer], vec!["0614141".into()]),
+        profile: prof(
+            "Vector Maker",
+            vec![Role::Manufacturer],
+            vec!["0614141".into()],
+        ),
         keys: vec![maker.public],
         sponsor: op.party_id(),
     });
     let unit = UnitId::parse("urn:epc:id:sgtin:0614141.812345.6789").expect("u");
-    let register = Body::Register(Register { at: t("2024-01-02T00:00:00Z"), manufacturer: maker.party_id(), units: vec![unit.clone()], lot: None, product_name: None });
+    let register = Body::Register(Register {
+        at: t("2024-01-02T00:00:00Z"),
+        manufacturer: maker.party_id(),
+        units: vec![unit.clone()],
+        lot: None,
+        product_name: None,
+    });
     let mut out = Vec::new();
     let mut prev: Option<EventHash> = None;
     let mut push = |name: &str, body: Body, keys: &[&KeyPair]| -> EventHash {
         let input = verify::signing_input(&ledger, &body).expect("input");
-        let env = verify::sign(&ledger, body.clone(), &keys.iter().map(|k| &k.signing).collect::<Vec<_>>()).expect("sign");
-        let ev = SignedEvent::from_envelope(env.clone()).expect("shape").verify(&ledger).expect("verify");
+        let env = verify::sign(
+            &ledger,
+            body.clone(),
+            &keys.iter().map(|k| &k.signing).collect::<Vec<_>>(),
+        )
+        .expect("sign");
+        let ev = SignedEvent::from_envelope(env.clone())
+            .expect("shape")
+            .verify(&ledger)
+            .expect("verify");
         out.push(json!({
             "name": name,
             "ledger": ledger.as_str(),
@@ -91,16 +109,30 @@ fn golden_vectors_reproduce() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/events.json");
     let now = vectors();
     if std::env::var_os("CUSTODY_REGEN_VECTORS").is_some() {
-        std::fs::write(&path, serde_json::to_string_pretty(&now).expect("json") + "\n").expect("write vectors");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&now).expect("json") + "\n",
+        )
+        .expect("write vectors");
     }
-    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("vectors file")).expect("json");
-    assert_eq!(stored, now, "wire format changed: regenerate only if intended (see module docs)");
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("vectors file")).expect("json");
+    assert_eq!(
+        stored, now,
+        "wire format changed: regenerate only if intended (see module docs)"
+    );
     // Each stored envelope decodes and verifies on its own, and hashes as recorded.
     let ledger = LedgerName::parse("vectors.example/ledger").expect("name");
     for v in stored["vectors"].as_array().expect("list") {
         let env = v["envelope_jcs"].as_str().expect("str");
-        let ev = SignedEvent::decode(env.as_bytes()).expect("decodes").verify(&ledger).expect("verifies");
-        assert_eq!(ev.hash().to_string(), v["event_hash"].as_str().expect("str"));
+        let ev = SignedEvent::decode(env.as_bytes())
+            .expect("decodes")
+            .verify(&ledger)
+            .expect("verifies");
+        assert_eq!(
+            ev.hash().to_string(),
+            v["event_hash"].as_str().expect("str")
+        );
         assert_eq!(ev.canonical_bytes(), env.as_bytes());
     }
 }
