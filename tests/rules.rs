@@ -724,3 +724,30 @@ fn the_whole_ledger_verifies() {
     assert!(rep.ok, "{:?}", rep.failure);
     assert_eq!(rep.events_checked, w.ledger.store().len().expect("len"));
 }
+
+#[test]
+fn genesis_must_create_an_operator() {
+    let store = MemoryStore::new();
+    custody::ledger::Ledger::init(&store, &ledger_name()).expect("init");
+    let ledger =
+        custody::ledger::Ledger::open(store, custody::ledger::system_clock()).expect("open");
+    let c = custody::client::Client::new(&ledger, custody::ledger::system_clock());
+    let k = key("not-an-operator");
+    assert_eq!(
+        rule(c.genesis(&k, h("someone"), profile("X", "US", &[Role::Distributor]))),
+        "invalid"
+    );
+    assert_eq!(ledger.store().len().expect("len"), 0);
+}
+
+#[test]
+fn unit_time_cannot_run_backwards() {
+    let w = world();
+    w.tick(100);
+    let u = w.register(1);
+    let mut body = transfer_body(&w, &w.maker.party_id(), &w.dist.party_id(), &u);
+    if let Body::Transfer(t) = &mut body {
+        t.at = Timestamp::clamped(T0 + 50);
+    }
+    refused(&w, "time_before_previous", || w.submit(body, &[&w.maker]));
+}

@@ -365,13 +365,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         chain::read(ledger.store(), ledger.name(), &seqs[1])?,
     ];
     if text {
-        let names = {
-            let mut s = crate::core::state::MemState::default();
-            for p in crate::store::Store::parties(ledger.store())? {
-                s.parties.insert(p.id.clone(), p);
-            }
-            s
-        };
+        let names = super::read::handles(ledger.store())?;
         for ch in &chains {
             println!("{}\n", super::read::render(ch, &names));
         }

@@ -24,7 +24,7 @@ pub struct UnitArgs {
 }
 
 /// Party handles for display, from the store.
-fn handles(store: &SledStore) -> Result<crate::core::state::MemState> {
+pub fn handles(store: &SledStore) -> Result<crate::core::state::MemState> {
     let mut s = crate::core::state::MemState::default();
     for p in store.parties()? {
         s.parties.insert(p.id.clone(), p);
