@@ -90,9 +90,10 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SledStore::open(dir.path()).expect("open");
         let name = LedgerName::parse("bench.example/ledger").expect("name");
-        Ledger::init(&store, &name).expect("init");
+        let log = key(99);
+        Ledger::init(&store, &name, &log.public).expect("init");
         let clock: Clock = Arc::new(|| Timestamp::clamped(1_800_000_000));
-        let ledger = Ledger::open(store, Arc::clone(&clock)).expect("ledger");
+        let ledger = Ledger::open(store, Arc::clone(&clock), log.signing).expect("ledger");
         let c = Client::new(&ledger, clock);
         let (op, maker, dist) = (key(1), key(2), key(3));
         c.genesis(

@@ -69,17 +69,13 @@ impl<'l, S: Store> Client<'l, S> {
     }
 
     /// A party named by handle or id.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        self.ledger.store()
+    }
+
     pub fn party(&self, name: &str) -> Result<PartyId, ClientError> {
-        let store = self.ledger.store();
-        if let Ok(h) = Handle::parse(name) {
-            if let Some(id) = store.party_by_handle(&h)? {
-                return Ok(id);
-            }
-        }
-        match PartyId::parse(name) {
-            Ok(id) if store.party(&id)?.is_some() => Ok(id),
-            _ => Err(ClientError::UnknownParty(name.to_owned())),
-        }
+        find_party(self.ledger.store(), name)
     }
 
     fn links(&self, units: &[UnitId]) -> Result<Vec<UnitLink>, ClientError> {
@@ -358,5 +354,18 @@ impl<'l, S: Store> Client<'l, S> {
             note,
         });
         self.submit(body, &[&key.signing])
+    }
+}
+
+/// Resolves a party handle or id against a store.
+pub fn find_party(store: &impl Store, name: &str) -> Result<PartyId, ClientError> {
+    if let Ok(h) = Handle::parse(name) {
+        if let Some(id) = store.party_by_handle(&h)? {
+            return Ok(id);
+        }
+    }
+    match PartyId::parse(name) {
+        Ok(id) if store.party(&id)?.is_some() => Ok(id),
+        _ => Err(ClientError::UnknownParty(name.to_owned())),
     }
 }

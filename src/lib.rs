@@ -14,4 +14,5 @@ pub mod client;
 pub mod core;
 pub mod keys;
 pub mod ledger;
+pub mod log;
 pub mod store;

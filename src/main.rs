@@ -34,6 +34,8 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::from(3),
             Err(e) => Err(e),
         },
+        Command::Checkpoint(a) => cli::log::checkpoint(&cli, a),
+        Command::Prove(a) => cli::log::prove(&cli, a),
         Command::Demo(a) => cli::demo::run(&cli, a),
     };
     match result {

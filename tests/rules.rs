@@ -92,9 +92,7 @@ fn genesis_only_first() {
 #[test]
 fn nothing_before_genesis() {
     let store = MemoryStore::new();
-    custody::ledger::Ledger::init(&store, &ledger_name()).expect("init");
-    let ledger =
-        custody::ledger::Ledger::open(store, custody::ledger::system_clock()).expect("open");
+    let ledger = open_ledger(store, custody::ledger::system_clock());
     let c = custody::client::Client::new(&ledger, custody::ledger::system_clock());
     let k = key("x");
     let r = c.submit(
@@ -728,9 +726,7 @@ fn the_whole_ledger_verifies() {
 #[test]
 fn genesis_must_create_an_operator() {
     let store = MemoryStore::new();
-    custody::ledger::Ledger::init(&store, &ledger_name()).expect("init");
-    let ledger =
-        custody::ledger::Ledger::open(store, custody::ledger::system_clock()).expect("open");
+    let ledger = open_ledger(store, custody::ledger::system_clock());
     let c = custody::client::Client::new(&ledger, custody::ledger::system_clock());
     let k = key("not-an-operator");
     assert_eq!(

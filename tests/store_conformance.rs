@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use common::*;
 use custody::core::ids::{EventHash, LogIndex};
+use custody::core::merkle::NodeId;
 use custody::core::unit::UnitId;
-use custody::store::{Committed, LogEntry, MemoryStore, SledStore, Store, StoreError};
+use custody::store::{Committed, Group, LogEntry, MemoryStore, SledStore, Store, StoreError};
 
 /// Runs the scenario and returns the units it touched.
 fn scenario<S: Store>(w: &World<S>) -> Vec<UnitId> {
@@ -86,6 +87,20 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
     }
     let all = s.units(None, 100).expect("units");
     out += &format!("{:?}\n{:?}\n", all, s.units(all.get(1).map(|u| &u.id), 2));
+    let ids: Vec<NodeId> = (0..5u8)
+        .flat_map(|level| (0..=n).map(move |index| NodeId { level, index }))
+        .collect();
+    out += &format!("{:?}\n", s.nodes(&ids));
+    let cps = s.checkpoints(0, 1000).expect("checkpoints");
+    assert!(!cps.is_empty(), "every commit group carries a checkpoint");
+    out += &format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n",
+        cps,
+        s.checkpoints(3, 2),
+        s.latest_checkpoint(),
+        s.checkpoint(n),
+        s.checkpoint(n + 1)
+    );
     out
 }
 
@@ -127,7 +142,10 @@ fn out_of_order<S: Store>(s: S) {
         delta: Default::default(),
     };
     assert!(matches!(
-        w.ledger.store().commit(&[bogus]),
+        w.ledger.store().commit(&Group {
+            events: vec![bogus],
+            ..Group::default()
+        }),
         Err(StoreError::OutOfOrder { .. })
     ));
     assert_eq!(w.ledger.store().len().expect("len"), n);
@@ -145,9 +163,10 @@ fn init_refuses_a_second_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let w = World::new(SledStore::open(dir.path()).expect("open"));
     let other = custody::core::ids::LedgerName::parse("other/ledger").expect("valid");
-    assert!(custody::ledger::Ledger::init(w.ledger.store(), &other).is_err());
+    let k = log_key().public;
+    assert!(custody::ledger::Ledger::init(w.ledger.store(), &other, &k).is_err());
     assert!(
-        custody::ledger::Ledger::init(w.ledger.store(), &ledger_name()).is_err(),
+        custody::ledger::Ledger::init(w.ledger.store(), &ledger_name(), &k).is_err(),
         "not empty any more"
     );
 }

@@ -132,8 +132,9 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     };
     let store = SledStore::open(&dir)?;
     let name = LedgerName::parse("custody.example.org/demo")?;
-    Ledger::init(&store, &name)?;
-    let ledger = Ledger::open(store, system_clock())?;
+    let log_key = super::load_or_create_log_key(&dir.join("log-key.pem"))?;
+    Ledger::init(&store, &name, &log_key.public)?;
+    let ledger = Ledger::open(store, system_clock(), log_key.signing)?;
     let c = Client::new(&ledger, system_clock());
     let h = |s: &str| Handle::parse(s);
 

@@ -127,11 +127,11 @@ fn opt_text(s: Option<&String>) -> Result<Option<Text>> {
 }
 
 fn units(client: &Client<'_, SledStore>, v: &[String]) -> Result<Vec<UnitId>> {
-    v.iter().map(|u| parse_unit(client, u)).collect()
+    v.iter().map(|u| parse_unit(client.store(), u)).collect()
 }
 
 pub fn register(cli: &Cli, a: &RegisterArgs) -> Result<()> {
-    let ledger = open(&cli.data)?;
+    let ledger = open(cli)?;
     let client = Client::new(&ledger, system_clock());
     let key = load_key(cli.key.as_deref())?;
     let maker = client.owner(&key)?;
@@ -170,7 +170,7 @@ pub fn register(cli: &Cli, a: &RegisterArgs) -> Result<()> {
 }
 
 pub fn transfer(cli: &Cli, a: &TransferArgs) -> Result<()> {
-    let ledger = open(&cli.data)?;
+    let ledger = open(cli)?;
     let client = Client::new(&ledger, system_clock());
     let key = load_key(cli.key.as_deref())?;
     let to = client.party(&a.to)?;
@@ -186,7 +186,7 @@ pub fn transfer(cli: &Cli, a: &TransferArgs) -> Result<()> {
 }
 
 pub fn accept(cli: &Cli, a: &AcceptArgs) -> Result<()> {
-    let ledger = open(&cli.data)?;
+    let ledger = open(cli)?;
     let client = Client::new(&ledger, system_clock());
     let key = load_key(cli.key.as_deref())?;
     let me = client.owner(&key)?;
@@ -223,7 +223,7 @@ pub fn accept(cli: &Cli, a: &AcceptArgs) -> Result<()> {
 }
 
 pub fn end(cli: &Cli, a: &EndArgs, reject: bool) -> Result<()> {
-    let ledger = open(&cli.data)?;
+    let ledger = open(cli)?;
     let client = Client::new(&ledger, system_clock());
     let key = load_key(cli.key.as_deref())?;
     let t = EventHash::parse(&a.transfer)?;
@@ -237,7 +237,7 @@ pub fn end(cli: &Cli, a: &EndArgs, reject: bool) -> Result<()> {
 }
 
 pub fn observe(cli: &Cli, a: &ObserveArgs) -> Result<()> {
-    let ledger = open(&cli.data)?;
+    let ledger = open(cli)?;
     let client = Client::new(&ledger, system_clock());
     let key = load_key(cli.key.as_deref())?;
     let seen = client.party(&a.seen_at)?;
@@ -253,7 +253,7 @@ pub fn observe(cli: &Cli, a: &ObserveArgs) -> Result<()> {
 }
 
 pub fn retire(cli: &Cli, a: &RetireArgs) -> Result<()> {
-    let ledger = open(&cli.data)?;
+    let ledger = open(cli)?;
     let client = Client::new(&ledger, system_clock());
     let key = load_key(cli.key.as_deref())?;
     let u = units(&client, &a.units.units)?;
@@ -268,7 +268,7 @@ pub fn submit(cli: &Cli, a: &SubmitArgs) -> Result<()> {
     } else {
         bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     }
-    let ledger = open(&cli.data)?;
+    let ledger = open(cli)?;
     let signed = SignedEvent::decode(&bytes)?;
     let kind = signed.envelope().body.kind();
     let ev = signed.verify(ledger.name())?;

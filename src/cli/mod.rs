@@ -7,7 +7,6 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::client::Client;
 use crate::core::ids::Handle;
 use crate::core::unit::UnitId;
 use crate::keys::KeyPair;
@@ -16,6 +15,7 @@ use crate::store::{SledStore, Store};
 
 pub mod demo;
 pub mod events;
+pub mod log;
 pub mod party;
 pub mod read;
 
@@ -43,6 +43,10 @@ pub struct Cli {
     /// Signing key (PKCS#8 PEM) of the party acting.
     #[arg(long, global = true, env = "CUSTODY_KEY")]
     pub key: Option<PathBuf>,
+    /// The ledger's own log key (PKCS#8 PEM), which signs checkpoints and receipts.
+    /// Default: log-key.pem in the data directory (created by `custody init`).
+    #[arg(long, global = true, env = "CUSTODY_LOG_KEY")]
+    pub log_key: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -79,21 +83,27 @@ pub enum Command {
     Chain(read::ChainArgs),
     /// Show a unit's current state.
     Unit(read::UnitArgs),
-    /// Re-verify the entire ledger from disk.
+    /// Re-verify the entire ledger from disk: events, chains, indexes, the Merkle tree
+    /// and every checkpoint ever issued.
     Verify,
+    /// Print the latest signed checkpoint (C2SP tlog-checkpoint signed note).
+    Checkpoint(log::CheckpointArgs),
+    /// Inclusion proof of an event (by hash or log index), or consistency proof between
+    /// two tree sizes.
+    Prove(log::ProveArgs),
     /// Run the demonstration scenario on the embedded example keys.
     Demo(demo::DemoArgs),
 }
 
 /// A unit as users type it: a URN, or `MANUFACTURER-HANDLE/PRODUCT/SERIAL`.
-pub fn parse_unit<S: Store>(client: &Client<'_, S>, s: &str) -> Result<UnitId> {
+pub fn parse_unit(store: &impl Store, s: &str) -> Result<UnitId> {
     if s.starts_with("urn:") {
         return UnitId::parse(s).map_err(Into::into);
     }
     let mut parts = s.splitn(3, '/');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(p), Some(sn)) => {
-            let maker = client.party(m)?;
+            let maker = crate::client::find_party(store, m)?;
             Ok(UnitId::custody(&maker, p, sn)?)
         }
         _ => anyhow::bail!("unit {s:?}: expected a URN (urn:custody:unit:… or urn:epc:id:sgtin:…) or MANUFACTURER/PRODUCT/SERIAL"),
@@ -104,18 +114,48 @@ pub fn parse_handle(s: &str) -> Result<Handle> {
     Handle::parse(s).map_err(Into::into)
 }
 
-/// Opens the ledger in `dir`; fails clearly if there is none.
-pub fn open(dir: &Path) -> Result<Ledger<SledStore>> {
+/// Where the log key lives.
+#[must_use]
+pub fn log_key_path(cli: &Cli) -> PathBuf {
+    cli.log_key
+        .clone()
+        .unwrap_or_else(|| cli.data.join("log-key.pem"))
+}
+
+/// Opens the store in `dir` for reading only (no log key needed); fails clearly if there
+/// is no ledger.
+pub fn open_store(dir: &Path) -> Result<SledStore> {
     if !dir.join("conf").exists() {
         anyhow::bail!(
             "no ledger in {}: run `custody init` first (or pass --data)",
             dir.display()
         );
     }
-    let store =
-        SledStore::open(dir).with_context(|| format!("opening ledger in {}", dir.display()))?;
-    Ledger::open(store, system_clock())
-        .with_context(|| format!("opening ledger in {}", dir.display()))
+    SledStore::open(dir).with_context(|| format!("opening ledger in {}", dir.display()))
+}
+
+/// Opens the ledger for appending, with its log key.
+pub fn open(cli: &Cli) -> Result<Ledger<SledStore>> {
+    let store = open_store(&cli.data)?;
+    let path = log_key_path(cli);
+    let key = KeyPair::load(&path).with_context(|| {
+        format!(
+            "loading the log key {} (pass --log-key FILE if it is kept elsewhere)",
+            path.display()
+        )
+    })?;
+    Ledger::open(store, system_clock(), key.signing)
+        .with_context(|| format!("opening ledger in {}", cli.data.display()))
+}
+
+/// Loads the log key at `path`, or creates it there.
+pub fn load_or_create_log_key(path: &Path) -> Result<KeyPair> {
+    if path.exists() {
+        return Ok(KeyPair::load(path)?);
+    }
+    let k = KeyPair::generate()?;
+    k.save(path)?;
+    Ok(k)
 }
 
 pub fn load_key(path: Option<&Path>) -> Result<KeyPair> {

@@ -184,9 +184,10 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     };
     std::fs::create_dir_all(&cli.data)
         .with_context(|| format!("creating {}", cli.data.display()))?;
+    let log_key = super::load_or_create_log_key(&super::log_key_path(cli))?;
     let store = SledStore::open(&cli.data)?;
-    Ledger::init(&store, &name)?;
-    let ledger = Ledger::open(store, system_clock())?;
+    Ledger::init(&store, &name, &log_key.public)?;
+    let ledger = Ledger::open(store, system_clock(), log_key.signing)?;
     let client = Client::new(&ledger, system_clock());
     let profile = a.profile.profile::<SledStore>(None, Some(Role::Operator))?;
     let r = client.genesis(&key, parse_handle(&a.profile.handle)?, profile)?;
@@ -217,7 +218,7 @@ pub fn keygen(cli: &Cli, a: &KeygenArgs) -> Result<()> {
 }
 
 pub fn run(cli: &Cli, cmd: &PartyCommand) -> Result<()> {
-    let ledger = open(&cli.data)?;
+    let ledger = open(cli)?;
     let client = Client::new(&ledger, system_clock());
     match cmd {
         PartyCommand::Enroll {

@@ -4,12 +4,10 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{emit, open, parse_unit, Cli, Format};
+use super::{emit, open_store, parse_unit, Cli, Format};
 use crate::chain::{self, Chain};
-use crate::client::Client;
 use crate::core::event::Body;
 use crate::core::state::StateRead as _;
-use crate::ledger::system_clock;
 use crate::store::{SledStore, Store};
 
 #[derive(Args, Debug)]
@@ -32,12 +30,19 @@ pub fn handles(store: &SledStore) -> Result<crate::core::state::MemState> {
     Ok(s)
 }
 
+/// The ledger name recorded in a store.
+pub fn ledger_name(store: &SledStore) -> Result<crate::core::ids::LedgerName> {
+    Ok(store
+        .meta()?
+        .ok_or_else(|| anyhow::anyhow!("the data directory holds no initialized ledger"))?
+        .name)
+}
+
 pub fn chain(cli: &Cli, a: &ChainArgs) -> Result<()> {
-    let ledger = open(&cli.data)?;
-    let client = Client::new(&ledger, system_clock());
-    let unit = parse_unit(&client, &a.unit)?;
-    let c = chain::read(ledger.store(), ledger.name(), &unit)?;
-    let names = handles(ledger.store())?;
+    let store = open_store(&cli.data)?;
+    let unit = parse_unit(&store, &a.unit)?;
+    let c = chain::read(&store, &ledger_name(&store)?, &unit)?;
+    let names = handles(&store)?;
     emit(cli.format, &c, |c| render(c, &names))
 }
 
@@ -115,11 +120,9 @@ pub fn render(c: &Chain, names: &crate::core::state::MemState) -> String {
 }
 
 pub fn unit(cli: &Cli, a: &UnitArgs) -> Result<()> {
-    let ledger = open(&cli.data)?;
-    let client = Client::new(&ledger, system_clock());
-    let unit = parse_unit(&client, &a.unit)?;
-    let rec = ledger
-        .store()
+    let store = open_store(&cli.data)?;
+    let unit = parse_unit(&store, &a.unit)?;
+    let rec = store
         .unit(&unit)?
         .ok_or_else(|| anyhow::anyhow!("unit {unit} is not registered"))?;
     emit(cli.format, &rec, |r| {
@@ -138,8 +141,8 @@ pub fn unit(cli: &Cli, a: &UnitArgs) -> Result<()> {
 }
 
 pub fn verify(cli: &Cli) -> Result<bool> {
-    let ledger = open(&cli.data)?;
-    let total = ledger.store().len()?;
+    let store = open_store(&cli.data)?;
+    let total = store.len()?;
     let bar = if cli.format == Format::Text {
         ProgressBar::new(total)
     } else {
@@ -151,11 +154,11 @@ pub fn verify(cli: &Cli) -> Result<bool> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let report = crate::audit::verify_ledger(ledger.store(), |done, _| bar.set_position(done))?;
+    let report = crate::audit::verify_ledger(&store, |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
     emit(cli.format, &report, |r| {
         match &r.failure {
-        None => format!("ledger {} verified: {} events, {} parties, {} units; every signature, chain link, rule and index checks out", r.ledger, r.events_checked, r.parties, r.units),
+        None => format!("ledger {} verified: {} events, {} parties, {} units; every signature, chain link, rule and index checks out, and the log reproduces all {} signed checkpoints (up to tree size {})", r.ledger, r.events_checked, r.parties, r.units, r.checkpoints_checked, r.tree_size_verified),
         Some(f) => format!(
             "ledger {} FAILED verification after {} good events\n  check: {}\n  log index: {}\n  stored hash: {}\n  {}",
             r.ledger,

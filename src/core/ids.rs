@@ -247,13 +247,17 @@ pub struct LedgerName(String);
 
 impl LedgerName {
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        if (1..=128).contains(&s.len()) && s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        // The name is also the log's origin and the key name of its checkpoint signatures,
+        // and signed-note key names may not contain '+'.
+        if (1..=128).contains(&s.len())
+            && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'+')
+        {
             Ok(Self(s.to_owned()))
         } else {
             Err(invalid(
                 "ledger name",
                 s,
-                "1-128 printable ASCII characters, no spaces",
+                "1-128 printable ASCII characters, no spaces and no '+'",
             ))
         }
     }

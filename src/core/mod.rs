@@ -4,9 +4,13 @@
 
 pub mod authz;
 pub mod canonical;
+pub mod checkpoint;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod merkle;
+pub mod proof;
+pub mod receipt;
 pub mod rules;
 pub mod shape;
 pub mod state;

@@ -1,5 +1,6 @@
 //! The append path: one writer thread that judges events against current state and
-//! group-commits them (one durable `Store::commit` acknowledges every event of the group).
+//! group-commits them (one durable `Store::commit` acknowledges every event of the group),
+//! together with the Merkle nodes they complete and, by [`LogPolicy`], a signed checkpoint.
 //!
 //! Callers verify signatures *before* handing events over (that needs no state and runs on
 //! as many threads as they like); the writer only loads the records an event touches,
@@ -7,25 +8,29 @@
 //! sent only after the commit that holds its event returned `Ok`, i.e. after the flush.
 //! If a commit fails the writer stops accepting events for good (the process must be
 //! restarted and the store re-opened), because a failed flush may have left part of the
-//! group on disk.
+//! group on disk. Receipts are signed with the log key on the caller's thread, so the
+//! writer spends no time on them.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
+use crate::core::checkpoint::{SignedCheckpoint, VerifierKey};
 use crate::core::error::RuleError;
-use crate::core::ids::{EventHash, LedgerName, LogIndex};
-use crate::core::rules::{self, Context};
-use crate::core::state::Touches;
+use crate::core::ids::{EventHash, LedgerName, LogIndex, PublicKey};
+use crate::core::receipt::{ReceiptBody, SignedReceipt};
 use crate::core::values::Timestamp;
 use crate::core::verify::VerifiedEvent;
-use crate::store::{Committed, LedgerMeta, LogEntry, Store, StoreError};
+use crate::store::{LedgerMeta, Store, StoreError};
 
 mod overlay;
+mod writer;
 
-use overlay::Overlay;
+use writer::{Job, Writer};
 
 /// Most events one commit group holds.
 pub const MAX_GROUP: usize = 4096;
@@ -44,14 +49,40 @@ pub fn system_clock() -> Clock {
     })
 }
 
-/// Proof of acceptance: where the event sits in the log and when it was integrated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// When checkpoints are issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogPolicy {
+    /// Zero: every commit group that adds events carries a checkpoint of the new tree, so
+    /// every receipt names the checkpoint that first covers its event. Otherwise at most
+    /// one checkpoint per interval; receipts in between carry a promise (`checkpoint_by`)
+    /// that the writer keeps with a timer, on shutdown, and at the next start.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for LogPolicy {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: Duration::ZERO,
+        }
+    }
+}
+
+/// Proof of acceptance: the ledger's signed receipt, plus whether the event was already
+/// in the log (an idempotent resubmission gets the same signed body).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Receipt {
     pub index: LogIndex,
     pub hash: EventHash,
     pub integrated_at: Timestamp,
     /// True when the identical event was already in the log (idempotent resubmission).
     pub duplicate: bool,
+    pub signed: SignedReceipt,
+}
+
+/// The writer's unsigned answer for one event.
+pub(crate) struct Draft {
+    body: ReceiptBody,
+    duplicate: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,16 +110,26 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("no ledger here: run `custody init` first")]
     NotInitialized,
+    #[error("the log key given ({given}) is not this ledger's log key ({expected})")]
+    WrongLogKey { expected: String, given: String },
 }
 
-struct Job {
-    event: VerifiedEvent,
-    reply: Sender<Result<Receipt, AppendError>>,
+impl Clone for AppendError {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Rule(r) => Self::Rule(r.clone()),
+            Self::Store(e) => Self::Failed(e.to_string()),
+            Self::Failed(s) => Self::Failed(s.clone()),
+            Self::Closed => Self::Closed,
+        }
+    }
 }
 
 pub struct Ledger<S: Store> {
     store: Arc<S>,
     name: LedgerName,
+    vkey: VerifierKey,
+    key: Arc<SigningKey>,
     tx: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -96,20 +137,53 @@ pub struct Ledger<S: Store> {
 impl<S: Store> Ledger<S> {
     /// Records `name` in an empty store (or accepts the same name in a store that holds no
     /// event yet, so an interrupted `init` can be rerun).
-    pub fn init(store: &S, name: &LedgerName) -> Result<(), StoreError> {
+    pub fn init(store: &S, name: &LedgerName, log_key: &PublicKey) -> Result<(), StoreError> {
         match store.meta()? {
-            Some(m) if &m.name == name && store.len()? == 0 => Ok(()),
+            Some(m) if &m.name == name && &m.log_key == log_key && store.len()? == 0 => Ok(()),
             Some(m) => Err(StoreError::AlreadyInitialized(m.name.to_string())),
-            None => store.init(&LedgerMeta { name: name.clone() }),
+            None => store.init(&LedgerMeta {
+                name: name.clone(),
+                log_key: *log_key,
+            }),
         }
     }
 
-    /// Opens an initialized store and starts the writer.
-    pub fn open(store: S, clock: Clock) -> Result<Self, OpenError> {
+    /// Opens an initialized store with its log key and starts the writer; checkpoints
+    /// with every commit group.
+    pub fn open(store: S, clock: Clock, key: SigningKey) -> Result<Self, OpenError> {
+        Self::open_with(store, clock, key, LogPolicy::default())
+    }
+
+    pub fn open_with(
+        store: S,
+        clock: Clock,
+        key: SigningKey,
+        policy: LogPolicy,
+    ) -> Result<Self, OpenError> {
         let meta = store.meta()?.ok_or(OpenError::NotInitialized)?;
+        let given = PublicKey::from_bytes(key.verifying_key().to_bytes())
+            .expect("invariant: a signing key's own public key is valid and not weak");
+        if given != meta.log_key {
+            return Err(OpenError::WrongLogKey {
+                expected: meta.log_key.to_string(),
+                given: given.to_string(),
+            });
+        }
+        let vkey = VerifierKey {
+            name: meta.name.clone(),
+            key: meta.log_key,
+        };
         let store = Arc::new(store);
+        let key = Arc::new(key);
         let (tx, rx) = crossbeam_channel::bounded::<Job>(MAX_GROUP * 4);
-        let w = Writer::start(Arc::clone(&store), clock)?;
+        let w = Writer::start(
+            Arc::clone(&store),
+            clock,
+            meta.name.clone(),
+            Arc::clone(&key),
+            policy,
+            &vkey,
+        )?;
         let writer = std::thread::Builder::new()
             .name("custody-writer".into())
             .spawn(move || w.run(&rx))
@@ -117,9 +191,26 @@ impl<S: Store> Ledger<S> {
         Ok(Self {
             store,
             name: meta.name,
+            vkey,
+            key,
             tx: Some(tx),
             writer: Some(writer),
         })
+    }
+
+    /// The log's verifier key (C2SP vkey), as witnesses and auditors configure it.
+    #[must_use]
+    pub fn verifier_key(&self) -> &VerifierKey {
+        &self.vkey
+    }
+
+    /// Issues a checkpoint now if the tree grew since the last one; returns the latest.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, AppendError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
+        tx.send(Job::Checkpoint { reply })
+            .map_err(|_| AppendError::Closed)?;
+        rx.recv().map_err(|_| AppendError::Closed)?
     }
 
     #[must_use]
@@ -135,7 +226,19 @@ impl<S: Store> Ledger<S> {
     /// Appends one event; returns once it is durable (or refused).
     pub fn append(&self, event: VerifiedEvent) -> Result<Receipt, AppendError> {
         let rx = self.submit(event)?;
-        rx.recv().map_err(|_| AppendError::Closed)?
+        self.finish(rx.recv().map_err(|_| AppendError::Closed)?)
+    }
+
+    fn finish(&self, d: Result<Draft, AppendError>) -> Result<Receipt, AppendError> {
+        let d = d?;
+        let b = &d.body;
+        Ok(Receipt {
+            index: b.index,
+            hash: b.event_hash,
+            integrated_at: b.integrated_at,
+            duplicate: d.duplicate,
+            signed: d.body.sign(&self.key),
+        })
     }
 
     /// Appends many events, each judged on its own (one refusal does not stop the rest),
@@ -144,18 +247,21 @@ impl<S: Store> Ledger<S> {
         let pending: Vec<_> = events.into_iter().map(|e| self.submit(e)).collect();
         pending
             .into_iter()
-            .map(|p| p.and_then(|rx| rx.recv().map_err(|_| AppendError::Closed)?))
+            .map(|p| p.and_then(|rx| self.finish(rx.recv().map_err(|_| AppendError::Closed)?)))
             .collect()
     }
 
     fn submit(
         &self,
         event: VerifiedEvent,
-    ) -> Result<Receiver<Result<Receipt, AppendError>>, AppendError> {
+    ) -> Result<Receiver<Result<Draft, AppendError>>, AppendError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
-        tx.send(Job { event, reply })
-            .map_err(|_| AppendError::Closed)?;
+        tx.send(Job::Append {
+            event: Box::new(event),
+            reply,
+        })
+        .map_err(|_| AppendError::Closed)?;
         Ok(rx)
     }
 }
@@ -168,154 +274,4 @@ impl<S: Store> Drop for Ledger<S> {
             let _ = w.join();
         }
     }
-}
-
-struct Writer<S: Store> {
-    store: Arc<S>,
-    clock: Clock,
-    next: u64,
-    last_time: Timestamp,
-    failed: Option<String>,
-}
-
-impl<S: Store> Writer<S> {
-    fn start(store: Arc<S>, clock: Clock) -> Result<Self, StoreError> {
-        let next = store.len()?;
-        let last_time = match next.checked_sub(1) {
-            Some(i) => {
-                store
-                    .entry(LogIndex::new(i))?
-                    .ok_or_else(|| StoreError::Corrupt {
-                        location: format!("log entry {i}"),
-                        detail: "missing".into(),
-                    })?
-                    .integrated_at
-            }
-            None => Timestamp::clamped(0),
-        };
-        Ok(Self {
-            store,
-            clock,
-            next,
-            last_time,
-            failed: None,
-        })
-    }
-
-    fn run(mut self, rx: &Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
-            self.group(jobs);
-        }
-    }
-
-    fn group(&mut self, jobs: Vec<Job>) {
-        if let Some(reason) = &self.failed {
-            for j in jobs {
-                let _ = j.reply.send(Err(AppendError::Failed(reason.clone())));
-            }
-            return;
-        }
-        let now = (self.clock)().max(self.last_time);
-        let mut overlay = Overlay::default();
-        let mut batch: Vec<Committed> = Vec::new();
-        let mut waiting = Vec::new();
-        for job in jobs {
-            match self.judge(&overlay, &job.event, now, batch.len() as u64) {
-                Ok(Judged::Duplicate(r)) => waiting.push((job.reply, r)),
-                Ok(Judged::New(c)) => {
-                    let r = Receipt {
-                        index: c.entry.index,
-                        hash: c.entry.hash,
-                        integrated_at: now,
-                        duplicate: false,
-                    };
-                    overlay.apply(&c);
-                    batch.push(c);
-                    waiting.push((job.reply, r));
-                }
-                // Refused: nothing of it is in the batch; the client may hear at once.
-                Err(e) => {
-                    let _ = job.reply.send(Err(e));
-                }
-            }
-        }
-        let outcome = if batch.is_empty() {
-            Ok(())
-        } else {
-            self.store.commit(&batch)
-        };
-        match outcome {
-            Ok(()) => {
-                self.next += batch.len() as u64;
-                self.last_time = now;
-                tracing::debug!(events = batch.len(), next = self.next, "group committed");
-                for (reply, r) in waiting {
-                    let _ = reply.send(Ok(r));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; the writer refuses all further events");
-                let reason = e.to_string();
-                self.failed = Some(reason.clone());
-                for (reply, _) in waiting {
-                    let _ = reply.send(Err(AppendError::Failed(reason.clone())));
-                }
-            }
-        }
-    }
-
-    fn judge(
-        &self,
-        overlay: &Overlay,
-        ev: &VerifiedEvent,
-        now: Timestamp,
-        offset: u64,
-    ) -> Result<Judged, AppendError> {
-        let hash = ev.hash();
-        if let Some((index, integrated_at)) = overlay.hashes.get(&hash) {
-            return Ok(Judged::Duplicate(Receipt {
-                index: *index,
-                hash,
-                integrated_at: *integrated_at,
-                duplicate: true,
-            }));
-        }
-        if let Some(index) = self.store.index_of(&hash)? {
-            let entry = self
-                .store
-                .entry(index)?
-                .ok_or_else(|| StoreError::Corrupt {
-                    location: format!("log entry {index}"),
-                    detail: format!("hash index points at it for {hash} but it is missing"),
-                })?;
-            return Ok(Judged::Duplicate(Receipt {
-                index,
-                hash,
-                integrated_at: entry.integrated_at,
-                duplicate: true,
-            }));
-        }
-        let state = overlay.load(&*self.store, &Touches::of(ev.envelope()))?;
-        let index = LogIndex::new(self.next + offset);
-        let delta = rules::apply(&state, ev, Context { index, now })?;
-        let entry = LogEntry {
-            index,
-            integrated_at: now,
-            hash,
-            event: ev.canonical_bytes().to_vec(),
-        };
-        Ok(Judged::New(Committed { entry, delta }))
-    }
-}
-
-enum Judged {
-    Duplicate(Receipt),
-    New(Committed),
 }

@@ -1,11 +1,13 @@
 //! In-memory store for unit tests and as a reference for the conformance suite. Not
 //! durable: never the thing a feature is verified on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Committed, Counts, LedgerMeta, LogEntry, Store, StoreError};
+use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
+use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LogIndex, PartyId, PublicKey};
+use crate::core::merkle::{NodeId, TreeHash};
 use crate::core::state::{MemState, PartyRecord, StateRead, UnitRecord};
 use crate::core::unit::UnitId;
 
@@ -15,6 +17,8 @@ struct Inner {
     entries: Vec<LogEntry>,
     hashes: HashMap<EventHash, LogIndex>,
     state: MemState,
+    nodes: HashMap<NodeId, TreeHash>,
+    checkpoints: BTreeMap<u64, SignedCheckpoint>,
 }
 
 #[derive(Default)]
@@ -134,9 +138,31 @@ impl Store for MemoryStore {
             holdings: g.state.holdings.values().map(|s| s.len() as u64).sum(),
             chain_links: g.state.chains.values().map(|c| c.len() as u64).sum(),
             hashes: g.hashes.len() as u64,
+            nodes: g.nodes.len() as u64,
+            checkpoints: g.checkpoints.len() as u64,
         })
     }
-    fn commit(&self, batch: &[Committed]) -> Result<(), StoreError> {
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
+        let g = self.lock();
+        Ok(ids.iter().map(|id| g.nodes.get(id).copied()).collect())
+    }
+    fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        Ok(self.lock().checkpoints.get(&size).cloned())
+    }
+    fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        Ok(self.lock().checkpoints.values().next_back().cloned())
+    }
+    fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .range(from..)
+            .take(limit)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+    fn commit(&self, group: &Group) -> Result<(), StoreError> {
+        let batch = &group.events;
         let mut g = self.lock();
         let len = g.entries.len() as u64;
         for (k, c) in batch.iter().enumerate() {
@@ -151,6 +177,10 @@ impl Store for MemoryStore {
             g.hashes.insert(c.entry.hash, c.entry.index);
             g.state.apply(c.entry.index, &c.delta);
             g.entries.push(c.entry.clone());
+        }
+        g.nodes.extend(group.nodes.iter().copied());
+        if let Some(cp) = &group.checkpoint {
+            g.checkpoints.insert(cp.checkpoint.size, cp.clone());
         }
         Ok(())
     }

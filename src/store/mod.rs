@@ -11,7 +11,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
+use crate::core::merkle::{NodeId, TreeHash};
 use crate::core::state::{Delta, PartyRecord, UnitRecord};
 use crate::core::unit::UnitId;
 use crate::core::values::Timestamp;
@@ -40,6 +42,8 @@ pub enum StoreError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerMeta {
     pub name: LedgerName,
+    /// The log key: signs checkpoints and receipts.
+    pub log_key: PublicKey,
 }
 
 /// One event in the log, as stored: position, ledger time, hash and canonical bytes.
@@ -59,6 +63,15 @@ pub struct Committed {
     pub delta: Delta,
 }
 
+/// One durable write: consecutive events, the Merkle nodes they complete, and optionally
+/// a checkpoint of the tree as it stands after them. Any part may be empty.
+#[derive(Clone, Debug, Default)]
+pub struct Group {
+    pub events: Vec<Committed>,
+    pub nodes: Vec<(NodeId, TreeHash)>,
+    pub checkpoint: Option<SignedCheckpoint>,
+}
+
 /// Record counts, for consistency checks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -70,6 +83,8 @@ pub struct Counts {
     pub holdings: u64,
     pub chain_links: u64,
     pub hashes: u64,
+    pub nodes: u64,
+    pub checkpoints: u64,
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -103,8 +118,18 @@ pub trait Store: Send + Sync + 'static {
     /// Units in id order after `after`, at most `limit`.
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
-    /// Appends a group of consecutive events atomically and durably.
-    fn commit(&self, batch: &[Committed]) -> Result<(), StoreError>;
+    /// Merkle node hashes, in the order asked (`None` where the store has none). One
+    /// round trip for a whole proof.
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError>;
+    /// The checkpoint issued at this tree size.
+    fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError>;
+    /// The largest checkpoint issued.
+    fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError>;
+    /// Checkpoints with sizes in `from..`, ascending, at most `limit`. The first one with
+    /// a size above `i` is the first that covers log index `i`.
+    fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// Applies a group atomically and durably.
+    fn commit(&self, group: &Group) -> Result<(), StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -161,7 +186,19 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn counts(&self) -> Result<Counts, StoreError> {
         (**self).counts()
     }
-    fn commit(&self, batch: &[Committed]) -> Result<(), StoreError> {
-        (**self).commit(batch)
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
+        (**self).nodes(ids)
+    }
+    fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        (**self).checkpoint(size)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        (**self).latest_checkpoint()
+    }
+    fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        (**self).checkpoints(from, limit)
+    }
+    fn commit(&self, group: &Group) -> Result<(), StoreError> {
+        (**self).commit(group)
     }
 }

@@ -6,7 +6,7 @@
 //! Key layout (all integers big-endian):
 //! | prefix | key                            | value                                   |
 //! |--------|--------------------------------|-----------------------------------------|
-//! | `m`    | `name`, `len`, `operator`      | ledger name, u64 event count, party id |
+//! | `m`    | `name`, `logkey`, `len`, `operator` | ledger name, log key, u64 event count, party id |
 //! | `e`    | u64 log index                  | i64 integrated_at, 32-byte hash, JCS    |
 //! | `h`    | 32-byte event hash             | u64 log index                           |
 //! | `p`    | party id                       | PartyRecord (JSON)                      |
@@ -15,14 +15,18 @@
 //! | `u`    | unit id                        | UnitRecord (JSON)                       |
 //! | `c`    | unit id, 0x00, u32 seq         | u64 log index                           |
 //! | `x`    | party id, unit id              | empty (the party holds the unit)        |
+//! | `t`    | u8 level, u64 index            | 32-byte Merkle node hash                |
+//! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
 
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Committed, Counts, LedgerMeta, LogEntry, Store, StoreError};
+use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
+use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
+use crate::core::merkle::{NodeId, TreeHash};
 use crate::core::state::{IndexOp, PartyRecord, UnitRecord};
 use crate::core::unit::UnitId;
 use crate::core::values::Timestamp;
@@ -60,6 +64,14 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
 
 fn chain_key(u: &UnitId, seq: u32) -> Vec<u8> {
     key(b'c', &[u.as_str().as_bytes(), &[0], &seq.to_be_bytes()])
+}
+
+fn node_key(id: NodeId) -> Vec<u8> {
+    key(b't', &[&[id.level], &id.index.to_be_bytes()])
+}
+
+fn checkpoint_of(v: &[u8], location: &str) -> Result<SignedCheckpoint, StoreError> {
+    SignedCheckpoint::parse(v).map_err(|e| corrupt(location, e))
 }
 
 fn u64_of(v: &[u8], location: &str) -> Result<u64, StoreError> {
@@ -146,9 +158,10 @@ impl Store for SledStore {
         if let Some(m) = self.meta()? {
             return Err(StoreError::AlreadyInitialized(m.name.to_string()));
         }
-        self.tree
-            .insert(b"mname", meta.name.as_str().as_bytes())
-            .map_err(io)?;
+        let mut b = sled::Batch::default();
+        b.insert(b"mname".as_slice(), meta.name.as_str().as_bytes());
+        b.insert(b"mlogkey".as_slice(), meta.log_key.as_bytes().as_slice());
+        self.tree.apply_batch(b).map_err(io)?;
         self.db.flush().map_err(io)?;
         Ok(())
     }
@@ -158,8 +171,16 @@ impl Store for SledStore {
             None => Ok(None),
             Some(v) => {
                 let s = std::str::from_utf8(&v).map_err(|e| corrupt("ledger name", e))?;
+                let k = self
+                    .get(b"mlogkey")?
+                    .ok_or_else(|| corrupt("log key", "missing"))?;
+                let k: [u8; 32] = k
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("log key", "expected 32 bytes"))?;
                 Ok(Some(LedgerMeta {
                     name: LedgerName::parse(s).map_err(|e| corrupt("ledger name", e))?,
+                    log_key: PublicKey::from_bytes(k).map_err(|e| corrupt("log key", e))?,
                 }))
             }
         }
@@ -302,13 +323,57 @@ impl Store for SledStore {
             holdings: self.count_prefix(b'x')?,
             chain_links: self.count_prefix(b'c')?,
             hashes: self.count_prefix(b'h')?,
+            nodes: self.count_prefix(b't')?,
+            checkpoints: self.count_prefix(b'q')?,
         })
     }
 
-    fn commit(&self, batch: &[Committed]) -> Result<(), StoreError> {
-        let Some(last) = batch.last() else {
-            return Ok(());
-        };
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
+        ids.iter()
+            .map(|&id| {
+                self.get(&node_key(id))?
+                    .map(|v| {
+                        <[u8; 32]>::try_from(v.as_ref())
+                            .map(TreeHash::from_bytes)
+                            .map_err(|_| corrupt(format!("tree node {id:?}"), "expected 32 bytes"))
+                    })
+                    .transpose()
+            })
+            .collect()
+    }
+
+    fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.get(&key(b'q', &[&size.to_be_bytes()]))?
+            .map(|v| checkpoint_of(&v, &format!("checkpoint at size {size}")))
+            .transpose()
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        match self.tree.scan_prefix(b"q").next_back() {
+            None => Ok(None),
+            Some(r) => {
+                let (k, v) = r.map_err(io)?;
+                let size = u64_of(&k[1..], "checkpoint key")?;
+                checkpoint_of(&v, &format!("checkpoint at size {size}")).map(Some)
+            }
+        }
+    }
+
+    fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.tree.range(key(b'q', &[&from.to_be_bytes()])..) {
+            let (k, v) = r.map_err(io)?;
+            if k.first() != Some(&b'q') || out.len() >= limit {
+                break;
+            }
+            let size = u64_of(&k[1..], "checkpoint key")?;
+            out.push(checkpoint_of(&v, &format!("checkpoint at size {size}"))?);
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, group: &Group) -> Result<(), StoreError> {
+        let batch = &group.events;
         let len = self.len()?;
         for (k, c) in batch.iter().enumerate() {
             if c.entry.index.get() != len + k as u64 {
@@ -363,10 +428,21 @@ impl Store for SledStore {
                 }
             }
         }
-        b.insert(
-            b"mlen".as_slice(),
-            &(last.entry.index.get() + 1).to_be_bytes(),
-        );
+        if let Some(last) = batch.last() {
+            b.insert(
+                b"mlen".as_slice(),
+                &(last.entry.index.get() + 1).to_be_bytes(),
+            );
+        }
+        for (id, h) in &group.nodes {
+            b.insert(node_key(*id), h.as_bytes().as_slice());
+        }
+        if let Some(cp) = &group.checkpoint {
+            b.insert(
+                key(b'q', &[&cp.checkpoint.size.to_be_bytes()]),
+                cp.to_note().into_bytes(),
+            );
+        }
         self.tree.apply_batch(b).map_err(io)?;
         self.db.flush().map_err(io)?;
         Ok(())

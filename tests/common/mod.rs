@@ -26,6 +26,18 @@ pub fn key(label: &str) -> KeyPair {
     KeyPair::from_signing(ed25519_dalek::SigningKey::from_bytes(&seed)).expect("valid key")
 }
 
+/// The ledger's log key in tests.
+pub fn log_key() -> KeyPair {
+    key("log")
+}
+
+/// Initializes `store` as the test ledger and opens it with the test log key.
+pub fn open_ledger<S: Store>(store: S, clock: Clock) -> Ledger<S> {
+    let k = log_key();
+    Ledger::init(&store, &ledger_name(), &k.public).expect("init");
+    Ledger::open(store, clock, k.signing).expect("open")
+}
+
 pub fn profile(name: &str, country: &str, roles: &[Role]) -> Profile {
     let mut roles = roles.to_vec();
     roles.sort();
@@ -60,12 +72,10 @@ pub struct World<S: Store> {
 impl<S: Store> World<S> {
     /// Genesis plus five enrolled parties.
     pub fn new(store: S) -> Self {
-        let name = ledger_name();
-        Ledger::init(&store, &name).expect("init");
         let clock = Arc::new(AtomicI64::new(T0));
         let c2 = Arc::clone(&clock);
         let clk: Clock = Arc::new(move || Timestamp::clamped(c2.load(Ordering::SeqCst)));
-        let ledger = Ledger::open(store, clk).expect("open");
+        let ledger = open_ledger(store, clk);
         let w = World {
             ledger,
             clock,

@@ -4,12 +4,17 @@
 //! For each entry, in order: the bytes decode, are canonical, every signature verifies
 //! (in parallel), the stored hash is the event hash, the hash index points back at it,
 //! ledger time never goes backwards, and the chain rules accept it against the replayed
-//! state. Then every party, unit, chain, handle, key and holding in the store must equal
-//! the replay, and the store must hold nothing more.
+//! state. Its leaf joins a recomputed Merkle tree whose nodes must equal the stored ones,
+//! and every checkpoint ever issued must carry a valid log-key signature and the root of
+//! the recomputed tree at its size ([`tree`]). Then every party, unit, chain, handle, key
+//! and holding in the store must equal the replay, and the store must hold nothing more.
+
+mod tree;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::core::checkpoint::VerifierKey;
 use crate::core::ids::{LedgerName, LogIndex};
 use crate::core::rules::{self, Context};
 use crate::core::state::{MemState, StateRead};
@@ -37,10 +42,14 @@ pub struct Report {
     pub events_in_log: u64,
     pub parties: u64,
     pub units: u64,
+    /// Checkpoints whose signature and root were checked.
+    pub checkpoints_checked: u64,
+    /// The largest checkpoint the log reproduces.
+    pub tree_size_verified: u64,
     pub failure: Option<Failure>,
 }
 
-fn fail(
+pub(crate) fn fail(
     index: Option<u64>,
     hash: Option<String>,
     check: &'static str,
@@ -99,8 +108,14 @@ pub fn verify_ledger<S: Store>(
         events_in_log: total,
         parties: 0,
         units: 0,
+        checkpoints_checked: 0,
+        tree_size_verified: 0,
         failure: None,
     };
+    let mut tree = tree::TreeCheck::new(VerifierKey {
+        name: meta.name.clone(),
+        key: meta.log_key,
+    });
     let mut state = MemState::default();
     let mut last_time = None;
     let mut start = 0u64;
@@ -127,6 +142,7 @@ pub fn verify_ledger<S: Store>(
             .par_iter()
             .map(|e| check_entry(&meta.name, e))
             .collect();
+        let mut stored = tree::TreeCheck::stored_nodes(store, start, end)?.into_iter();
         for (e, r) in entries.iter().zip(checked) {
             let i = e.index.get();
             let h = Some(e.hash.to_string());
@@ -170,6 +186,13 @@ pub fn verify_ledger<S: Store>(
                     return Ok(report);
                 }
             }
+            let pushed = tree.push(store, e, &mut stored)?;
+            report.checkpoints_checked = tree.checkpoints_checked;
+            report.tree_size_verified = tree.last_good;
+            if let Err(f) = pushed {
+                report.failure = Some(f);
+                return Ok(report);
+            }
             report.events_checked += 1;
         }
         progress(end, total);
@@ -177,7 +200,11 @@ pub fn verify_ledger<S: Store>(
     }
     report.parties = state.parties.len() as u64;
     report.units = state.units.len() as u64;
-    report.failure = compare(store, &state, total)?;
+    report.failure = tree.finish(store, total)?;
+    if report.failure.is_some() {
+        return Ok(report);
+    }
+    report.failure = compare(store, &state, total, tree.nodes, tree.checkpoints_checked)?;
     report.ok = report.failure.is_none();
     Ok(report)
 }
@@ -187,6 +214,8 @@ fn compare<S: Store>(
     store: &S,
     state: &MemState,
     total: u64,
+    nodes: u64,
+    checkpoints: u64,
 ) -> Result<Option<Failure>, StoreError> {
     let idx = |check: &'static str, detail: String| Ok(Some(fail(None, None, check, detail)));
     if store.operator()? != state.operator {
@@ -243,6 +272,8 @@ fn compare<S: Store>(
         holdings: state.holdings.values().map(|s| s.len() as u64).sum(),
         chain_links: state.chains.values().map(|c| c.len() as u64).sum(),
         hashes: total,
+        nodes,
+        checkpoints,
     };
     let found = store.counts()?;
     if found != expected {
