@@ -498,3 +498,93 @@ fn commands_refuse_a_missing_ledger() {
         .refused(None, &["verify"])
         .contains("run `custody init` first"));
 }
+
+#[test]
+fn verify_finds_an_altered_tree_node() {
+    let (cli, _) = Cli::populated();
+    // Level 1, index 1: the node over leaves 2 and 3, completed by leaf 3.
+    let mut k = vec![b't', 1];
+    k.extend_from_slice(&1u64.to_be_bytes());
+    with_tree(&cli.data, |t| {
+        let mut v = t.get(&k).expect("read").expect("node").to_vec();
+        v[0] ^= 1;
+        t.insert(&k, v).expect("write");
+    });
+    let f = verify_fails(&cli);
+    assert_eq!(
+        (f["check"].clone(), f["index"].clone()),
+        ("tree".into(), 3.into())
+    );
+    assert!(f["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("level 1 index 1"));
+}
+
+#[test]
+fn verify_finds_a_rewritten_checkpoint() {
+    let (cli, _) = Cli::populated();
+    let cp = cli.ok(None, &["checkpoint"]);
+    let size = cp["size"].as_u64().expect("size");
+    let mut k = vec![b'q'];
+    k.extend_from_slice(&size.to_be_bytes());
+    with_tree(&cli.data, |t| {
+        let note = String::from_utf8(t.get(&k).expect("read").expect("cp").to_vec()).expect("utf8");
+        let root = cp["root_hash"].as_str().expect("root");
+        let other = if root.starts_with('A') { "B" } else { "A" };
+        let forged = note.replacen(root, &format!("{other}{}", &root[1..]), 1);
+        t.insert(&k, forged.as_bytes()).expect("write");
+    });
+    let f = verify_fails(&cli);
+    assert_eq!(f["check"], "checkpoint");
+    assert!(f["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("does not verify"));
+}
+
+#[test]
+fn checkpoint_and_proofs_from_the_cli_match_their_schemas_and_verify() {
+    use custody::core::checkpoint::{SignedCheckpoint, VerifierKey};
+    use custody::core::proof::{ConsistencyProof, InclusionProof};
+    let (cli, _) = Cli::populated();
+    let cp = cli.ok(None, &["checkpoint"]);
+    assert_schema("checkpoint_output", &cp);
+    let vkey = VerifierKey::parse(cp["verifier_key"].as_str().expect("vkey")).expect("vkey");
+    let note = SignedCheckpoint::parse(cp["note"].as_str().expect("note").as_bytes())
+        .expect("note parses");
+    note.verify(&vkey).expect("signed by the log key");
+    let size = note.checkpoint.size;
+
+    // By log index and by event hash: the same proof.
+    let by_index = cli.ok(None, &["prove", "3"]);
+    assert_schema("inclusion_output", &by_index);
+    let hash = by_index["event_hash"].as_str().expect("hash").to_owned();
+    let by_hash = cli.ok(None, &["prove", &hash]);
+    assert_eq!(by_index, by_hash);
+    let p: InclusionProof = serde_json::from_value(by_index["proof"].clone()).expect("proof");
+    p.verify_against(&note.checkpoint)
+        .expect("inclusion verifies");
+
+    let c = cli.ok(None, &["prove", "--consistency", "2", &size.to_string()]);
+    assert_schema("consistency_output", &c);
+    let old = SignedCheckpoint::parse(c["old_checkpoint"].as_str().expect("old").as_bytes())
+        .expect("old note");
+    let p: ConsistencyProof = serde_json::from_value(c["proof"].clone()).expect("proof");
+    p.verify_between(&old.checkpoint, &note.checkpoint)
+        .expect("consistent");
+
+    // Clear refusals.
+    assert!(cli
+        .refused(None, &["prove", "999"])
+        .contains("not in the log"));
+    assert!(cli
+        .refused(None, &["prove", "zz"])
+        .contains("neither a log index nor an event hash"));
+    assert!(cli
+        .refused(None, &["prove", "--consistency", "5", "2"])
+        .contains("larger than new size"));
+    assert!(cli
+        .refused(None, &["checkpoint", "--size", "999"])
+        .contains("no checkpoint was issued at tree size 999"));
+}
