@@ -136,3 +136,157 @@ fn golden_vectors_reproduce() {
         assert_eq!(ev.canonical_bytes(), env.as_bytes());
     }
 }
+
+/// Log vectors: the events above as leaves of the global log (integrated one minute
+/// after their `at`), every root, every proof, a signed checkpoint and a signed receipt
+/// under the log key (seed 0x09). Regenerated together with the event vectors.
+fn log_vectors(events: &Value) -> Value {
+    use custody::core::checkpoint::{Checkpoint, VerifierKey};
+    use custody::core::merkle::{self, leaf_bytes, Frontier, NodeId, TreeHash};
+    use custody::core::receipt::{self, CheckpointRef, ReceiptBody};
+    use std::collections::HashMap;
+
+    let ledger = LedgerName::parse("vectors.example/ledger").expect("name");
+    let log = key(9);
+    let mut f = Frontier::default();
+    let mut nodes: HashMap<NodeId, TreeHash> = HashMap::new();
+    let mut leaves = vec![];
+    let mut roots = vec![];
+    for (i, v) in events["vectors"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .enumerate()
+    {
+        let env = v["envelope_jcs"].as_str().expect("str");
+        let body: Value =
+            serde_json::from_str(v["body_jcs"].as_str().expect("body")).expect("json");
+        let at = Timestamp::parse(body["at"].as_str().expect("at"))
+            .expect("t")
+            .saturating_add(60);
+        let bytes = leaf_bytes(at, env.as_bytes());
+        let h = merkle::leaf_hash(&bytes);
+        nodes.extend(f.push(h));
+        leaves.push(json!({
+            "index": i, "integrated_at": at, "leaf_bytes_hex": hex::encode(&bytes), "leaf_hash": h,
+        }));
+        roots.push(json!({"size": i + 1, "root_hash": f.root()}));
+    }
+    let n = f.size();
+    let fold = |spans: Vec<merkle::Span>| {
+        let ids = merkle::nodes_for(&spans);
+        let read: Vec<_> = ids.iter().map(|id| (*id, nodes[id])).collect();
+        merkle::assemble(&spans, &read).expect("nodes")
+    };
+    let mut inclusion = vec![];
+    let mut consistency = vec![];
+    for size in 1..=n {
+        for i in 0..size {
+            inclusion.push(json!({"index": i, "tree_size": size, "hashes": fold(merkle::inclusion_spans(i, size))}));
+        }
+        for old in 1..size {
+            consistency.push(json!({"old_size": old, "new_size": size, "hashes": fold(merkle::consistency_spans(old, size))}));
+        }
+    }
+    let cp = Checkpoint {
+        origin: ledger.clone(),
+        size: n,
+        root: f.root(),
+    }
+    .sign(&log.signing);
+    let last = &leaves[leaves.len() - 1];
+    let body = ReceiptBody {
+        ledger: ledger.clone(),
+        index: custody::core::ids::LogIndex::new(n - 1),
+        event_hash: EventHash::parse(
+            events["vectors"][n as usize - 1]["event_hash"]
+                .as_str()
+                .expect("hash"),
+        )
+        .expect("hash"),
+        integrated_at: serde_json::from_value(last["integrated_at"].clone()).expect("t"),
+        checkpoint: Some(CheckpointRef {
+            size: n,
+            root_hash: f.root(),
+        }),
+        checkpoint_by: None,
+    };
+    let input = receipt::signing_input(&body);
+    let signed = body.sign(&log.signing);
+    json!({
+        "description": "custody v1 log vectors (FORMAT.md §8-§11); log key: ed25519 seed of 32 bytes 0x09",
+        "log_public_key": log.public,
+        "verifier_key": VerifierKey { name: ledger, key: log.public }.to_string(),
+        "leaves": leaves,
+        "roots": roots,
+        "inclusion_proofs": inclusion,
+        "consistency_proofs": consistency,
+        "checkpoint_note": cp.to_note(),
+        "receipt_signing_input_hex": hex::encode(input),
+        "receipt": signed,
+    })
+}
+
+#[test]
+fn golden_log_vectors_reproduce() {
+    use custody::core::checkpoint::{SignedCheckpoint, VerifierKey};
+    use custody::core::merkle::{verify_consistency, verify_inclusion, TreeHash};
+    use custody::core::receipt::SignedReceipt;
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/log.json");
+    let now = log_vectors(&vectors());
+    if std::env::var_os("CUSTODY_REGEN_VECTORS").is_some() {
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&now).expect("json") + "\n",
+        )
+        .expect("write vectors");
+    }
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("vectors file")).expect("json");
+    assert_eq!(
+        stored, now,
+        "log format changed: regenerate only if intended"
+    );
+
+    // Check the stored vectors with the verifiers, as another implementation would.
+    let h = |v: &Value| TreeHash::parse(v.as_str().expect("str")).expect("tree hash");
+    let hs = |v: &Value| {
+        v.as_array()
+            .expect("list")
+            .iter()
+            .map(h)
+            .collect::<Vec<_>>()
+    };
+    let root =
+        |size: &Value| h(&stored["roots"][size.as_u64().expect("n") as usize - 1]["root_hash"]);
+    for p in stored["inclusion_proofs"].as_array().expect("list") {
+        let i = p["index"].as_u64().expect("i");
+        verify_inclusion(
+            &h(&stored["leaves"][i as usize]["leaf_hash"]),
+            i,
+            p["tree_size"].as_u64().expect("n"),
+            &hs(&p["hashes"]),
+            &root(&p["tree_size"]),
+        )
+        .expect("inclusion vector verifies");
+    }
+    for p in stored["consistency_proofs"].as_array().expect("list") {
+        verify_consistency(
+            p["old_size"].as_u64().expect("m"),
+            p["new_size"].as_u64().expect("n"),
+            &root(&p["old_size"]),
+            &root(&p["new_size"]),
+            &hs(&p["hashes"]),
+        )
+        .expect("consistency vector verifies");
+    }
+    let vkey = VerifierKey::parse(stored["verifier_key"].as_str().expect("vkey")).expect("vkey");
+    SignedCheckpoint::parse(stored["checkpoint_note"].as_str().expect("note").as_bytes())
+        .expect("note")
+        .verify(&vkey)
+        .expect("checkpoint vector verifies");
+    let r: SignedReceipt = serde_json::from_value(stored["receipt"].clone()).expect("receipt");
+    r.verify(&vkey.name, &vkey.key)
+        .expect("receipt vector verifies");
+}
