@@ -502,12 +502,13 @@ fn commands_refuse_a_missing_ledger() {
 #[test]
 fn verify_finds_an_altered_tree_node() {
     let (cli, _) = Cli::populated();
-    // Level 1, index 1: the node over leaves 2 and 3, completed by leaf 3.
-    let mut k = vec![b't', 1];
-    k.extend_from_slice(&1u64.to_be_bytes());
+    // Level 1, index 1: the node over leaves 2 and 3, stored second in leaf 3's record.
+    let mut k = vec![b't'];
+    k.extend_from_slice(&3u64.to_be_bytes());
     with_tree(&cli.data, |t| {
         let mut v = t.get(&k).expect("read").expect("node").to_vec();
-        v[0] ^= 1;
+        assert_eq!(v.len(), 3 * 32, "leaf 3 completes levels 0, 1 and 2");
+        v[32] ^= 1;
         t.insert(&k, v).expect("write");
     });
     let f = verify_fails(&cli);

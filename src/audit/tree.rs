@@ -21,6 +21,7 @@ pub struct TreeCheck {
     /// The largest checkpoint size whose root the log reproduced.
     pub last_good: u64,
     pub checkpoints_checked: u64,
+    /// Leaves whose nodes were compared (the store's node record count).
     pub nodes: u64,
 }
 
@@ -81,8 +82,8 @@ impl TreeCheck {
     ) -> Result<Result<(), Failure>, StoreError> {
         let i = e.index.get();
         let leaf = entry_leaf_hash(e.integrated_at, &e.event);
+        self.nodes += 1;
         for (id, h) in self.frontier.push(leaf) {
-            self.nodes += 1;
             let found = stored
                 .next()
                 .filter(|(sid, _)| *sid == id)

@@ -138,7 +138,7 @@ impl Store for MemoryStore {
             holdings: g.state.holdings.values().map(|s| s.len() as u64).sum(),
             chain_links: g.state.chains.values().map(|c| c.len() as u64).sum(),
             hashes: g.hashes.len() as u64,
-            nodes: g.nodes.len() as u64,
+            nodes: g.nodes.keys().filter(|id| id.level == 0).count() as u64,
             checkpoints: g.checkpoints.len() as u64,
         })
     }

@@ -36,6 +36,8 @@ pub enum StoreError {
     AlreadyInitialized(String),
     #[error("commit out of order: the store holds {len} events, the batch starts at {start}")]
     OutOfOrder { len: u64, start: u64 },
+    #[error("malformed commit group: {0}")]
+    BadGroup(String),
 }
 
 /// What the store knows about the ledger it holds.
@@ -64,7 +66,9 @@ pub struct Committed {
 }
 
 /// One durable write: consecutive events, the Merkle nodes they complete, and optionally
-/// a checkpoint of the tree as it stands after them. Any part may be empty.
+/// a checkpoint of the tree as it stands after them. Any part may be empty. `nodes` lists,
+/// leaf by leaf, the nodes each appended leaf completes from level 0 up (what
+/// `Frontier::push` returns), which lets a backend store them as one record per leaf.
 #[derive(Clone, Debug, Default)]
 pub struct Group {
     pub events: Vec<Committed>,
@@ -83,6 +87,7 @@ pub struct Counts {
     pub holdings: u64,
     pub chain_links: u64,
     pub hashes: u64,
+    /// Leaves whose Merkle nodes are stored (one per event).
     pub nodes: u64,
     pub checkpoints: u64,
 }

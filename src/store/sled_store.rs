@@ -15,7 +15,7 @@
 //! | `u`    | unit id                        | UnitRecord (JSON)                       |
 //! | `c`    | unit id, 0x00, u32 seq         | u64 log index                           |
 //! | `x`    | party id, unit id              | empty (the party holds the unit)        |
-//! | `t`    | u8 level, u64 index            | 32-byte Merkle node hash                |
+//! | `t`    | u64 leaf index n               | the Merkle nodes leaf n completes: levels 0..=k, 32 bytes each (k = trailing ones of n) |
 //! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
 
 use std::path::Path;
@@ -66,8 +66,38 @@ fn chain_key(u: &UnitId, seq: u32) -> Vec<u8> {
     key(b'c', &[u.as_str().as_bytes(), &[0], &seq.to_be_bytes()])
 }
 
-fn node_key(id: NodeId) -> Vec<u8> {
-    key(b't', &[&[id.level], &id.index.to_be_bytes()])
+/// The leaf whose append completed node `id`: the last leaf it covers.
+fn completing_leaf(id: NodeId) -> Option<u64> {
+    id.index
+        .checked_add(1)?
+        .checked_mul(1u64.checked_shl(u32::from(id.level))?)?
+        .checked_sub(1)
+}
+
+fn node_key(leaf: u64) -> Vec<u8> {
+    key(b't', &[&leaf.to_be_bytes()])
+}
+
+/// Packs the nodes of a group into one value per completing leaf (levels 0 up, in order).
+fn pack_nodes(nodes: &[(NodeId, TreeHash)]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (id, h) in nodes {
+        let leaf = completing_leaf(*id).ok_or_else(|| {
+            StoreError::BadGroup(format!("node {id:?} lies beyond 2^64 leaves"))
+        })?;
+        match out.last_mut() {
+            Some((l, v)) if *l == leaf && v.len() == usize::from(id.level) * 32 => {
+                v.extend_from_slice(h.as_bytes());
+            }
+            _ if id.level == 0 => out.push((leaf, h.as_bytes().to_vec())),
+            _ => {
+                return Err(StoreError::BadGroup(format!(
+                    "node {id:?} does not follow the lower nodes of leaf {leaf}"
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn checkpoint_of(v: &[u8], location: &str) -> Result<SignedCheckpoint, StoreError> {
@@ -329,15 +359,31 @@ impl Store for SledStore {
     }
 
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
+        let mut cache: std::collections::HashMap<u64, Option<sled::IVec>> = Default::default();
         ids.iter()
             .map(|&id| {
-                self.get(&node_key(id))?
-                    .map(|v| {
-                        <[u8; 32]>::try_from(v.as_ref())
-                            .map(TreeHash::from_bytes)
-                            .map_err(|_| corrupt(format!("tree node {id:?}"), "expected 32 bytes"))
-                    })
-                    .transpose()
+                let Some(leaf) = completing_leaf(id) else {
+                    return Ok(None);
+                };
+                let v = match cache.get(&leaf) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let v = self.get(&node_key(leaf))?;
+                        cache.insert(leaf, v.clone());
+                        v
+                    }
+                };
+                let Some(v) = v else { return Ok(None) };
+                if v.len() % 32 != 0 || v.is_empty() {
+                    return Err(corrupt(
+                        format!("tree nodes of leaf {leaf}"),
+                        "not a whole number of 32-byte hashes",
+                    ));
+                }
+                let at = usize::from(id.level) * 32;
+                Ok(v.get(at..at + 32).map(|h| {
+                    TreeHash::from_bytes(h.try_into().expect("invariant: slice of 32 bytes"))
+                }))
             })
             .collect()
     }
@@ -434,8 +480,8 @@ impl Store for SledStore {
                 &(last.entry.index.get() + 1).to_be_bytes(),
             );
         }
-        for (id, h) in &group.nodes {
-            b.insert(node_key(*id), h.as_bytes().as_slice());
+        for (leaf, v) in pack_nodes(&group.nodes)? {
+            b.insert(node_key(leaf), v);
         }
         if let Some(cp) = &group.checkpoint {
             b.insert(
