@@ -91,6 +91,11 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
         .flat_map(|level| (0..=n).map(move |index| NodeId { level, index }))
         .collect();
     out += &format!("{:?}\n", s.nodes(&ids));
+    assert_eq!(
+        s.nodes(&ids).expect("nodes"),
+        s.stored_nodes(&ids).expect("stored nodes"),
+        "the proof cache and durable storage agree"
+    );
     let cps = s.checkpoints(0, 1000).expect("checkpoints");
     assert!(!cps.is_empty(), "every commit group carries a checkpoint");
     out += &format!(

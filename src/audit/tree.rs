@@ -53,7 +53,7 @@ impl TreeCheck {
         end: u64,
     ) -> Result<Vec<(NodeId, Option<TreeHash>)>, StoreError> {
         let ids: Vec<NodeId> = (start..end).flat_map(completed_by).collect();
-        let got = store.nodes(&ids)?;
+        let got = store.stored_nodes(&ids)?;
         Ok(ids.into_iter().zip(got).collect())
     }
 

@@ -20,6 +20,7 @@ use crate::core::values::Timestamp;
 
 pub mod memory;
 pub mod sled_store;
+mod sled_tree;
 
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
@@ -124,8 +125,14 @@ pub trait Store: Send + Sync + 'static {
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
     /// Merkle node hashes, in the order asked (`None` where the store has none). One
-    /// round trip for a whole proof.
+    /// round trip for a whole proof; a backend may serve them from a cache of what it
+    /// committed.
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError>;
+    /// The same, read from durable storage itself, bypassing any cache: what an audit
+    /// compares with the tree it recomputes.
+    fn stored_nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
+        self.nodes(ids)
+    }
     /// The checkpoint issued at this tree size.
     fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError>;
     /// The largest checkpoint issued.
@@ -193,6 +200,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
         (**self).nodes(ids)
+    }
+    fn stored_nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
+        (**self).stored_nodes(ids)
     }
     fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
         (**self).checkpoint(size)

@@ -18,11 +18,13 @@
 //! | `t`    | u64 leaf index n               | the Merkle nodes leaf n completes: levels 0..=k, 32 bytes each (k = trailing ones of n) |
 //! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::sled_tree::{self, NodeMirror};
 use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
@@ -34,6 +36,20 @@ use crate::core::values::Timestamp;
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
+    /// Merkle nodes for proofs (see `sled_tree`), and the snapshot file that keeps them
+    /// across restarts with the number of leaves it held when this store opened.
+    mirror: NodeMirror,
+    snapshot: PathBuf,
+    snapshot_leaves: AtomicU64,
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        let on_disk = self.snapshot_leaves.load(Ordering::Relaxed);
+        if let Err(e) = self.mirror.save(&self.snapshot, on_disk) {
+            tracing::warn!(error = %e, "could not write the Merkle mirror snapshot (a cache)");
+        }
+    }
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -66,38 +82,8 @@ fn chain_key(u: &UnitId, seq: u32) -> Vec<u8> {
     key(b'c', &[u.as_str().as_bytes(), &[0], &seq.to_be_bytes()])
 }
 
-/// The leaf whose append completed node `id`: the last leaf it covers.
-fn completing_leaf(id: NodeId) -> Option<u64> {
-    id.index
-        .checked_add(1)?
-        .checked_mul(1u64.checked_shl(u32::from(id.level))?)?
-        .checked_sub(1)
-}
-
 fn node_key(leaf: u64) -> Vec<u8> {
     key(b't', &[&leaf.to_be_bytes()])
-}
-
-/// Packs the nodes of a group into one value per completing leaf (levels 0 up, in order).
-fn pack_nodes(nodes: &[(NodeId, TreeHash)]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
-    for (id, h) in nodes {
-        let leaf = completing_leaf(*id).ok_or_else(|| {
-            StoreError::BadGroup(format!("node {id:?} lies beyond 2^64 leaves"))
-        })?;
-        match out.last_mut() {
-            Some((l, v)) if *l == leaf && v.len() == usize::from(id.level) * 32 => {
-                v.extend_from_slice(h.as_bytes());
-            }
-            _ if id.level == 0 => out.push((leaf, h.as_bytes().to_vec())),
-            _ => {
-                return Err(StoreError::BadGroup(format!(
-                    "node {id:?} does not follow the lower nodes of leaf {leaf}"
-                )))
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn checkpoint_of(v: &[u8], location: &str) -> Result<SignedCheckpoint, StoreError> {
@@ -154,7 +140,13 @@ impl SledStore {
             .open()
             .map_err(io)?;
         let tree = db.open_tree("custody").map_err(io)?;
-        Ok(Self { db, tree })
+        Ok(Self {
+            db,
+            tree,
+            mirror: NodeMirror::default(),
+            snapshot: dir.join("merkle-mirror.bin"),
+            snapshot_leaves: AtomicU64::new(0),
+        })
     }
 
     fn get(&self, k: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
@@ -180,6 +172,49 @@ impl SledStore {
                     .map_err(|e| corrupt(location, e))
             }
         }
+    }
+}
+
+impl SledStore {
+    /// The mirror: the snapshot file if intact, then the node records after it.
+    fn build_mirror(&self) -> Result<sled_tree::Mirror, StoreError> {
+        let len = self.len()?;
+        let mut m = sled_tree::load_snapshot(&self.snapshot, len).unwrap_or_default();
+        // The snapshot must belong to this log: its right edge must equal sled's.
+        let edge = crate::core::merkle::range_nodes(0, m.leaves());
+        if m.get_all(&edge) != self.nodes_from_sled(&edge)? {
+            tracing::warn!("the Merkle mirror snapshot does not match the log; rebuilding");
+            m = sled_tree::Mirror::default();
+        }
+        self.snapshot_leaves.store(m.leaves(), Ordering::Relaxed);
+        for r in self.tree.range(node_key(m.leaves())..node_key(u64::MAX)) {
+            let (k, v) = r.map_err(io)?;
+            m.add_record(u64_of(&k[1..], "tree node key")?, &v)?;
+        }
+        Ok(m)
+    }
+
+    /// Node hashes read from sled itself, one record per completing leaf.
+    fn nodes_from_sled(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
+        let mut records: std::collections::HashMap<u64, Option<Vec<TreeHash>>> =
+            std::collections::HashMap::new();
+        ids.iter()
+            .map(|&id| {
+                let Some(leaf) = sled_tree::completing_leaf(id) else {
+                    return Ok(None);
+                };
+                let r = match records.entry(leaf) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                        self.get(&node_key(leaf))?
+                            .map(|r| sled_tree::unpack(leaf, &r))
+                            .transpose()?,
+                    ),
+                };
+                Ok(r.as_ref()
+                    .and_then(|hs| hs.get(usize::from(id.level)).copied()))
+            })
+            .collect()
     }
 }
 
@@ -359,33 +394,25 @@ impl Store for SledStore {
     }
 
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
-        let mut cache: std::collections::HashMap<u64, Option<sled::IVec>> = Default::default();
-        ids.iter()
-            .map(|&id| {
-                let Some(leaf) = completing_leaf(id) else {
-                    return Ok(None);
-                };
-                let v = match cache.get(&leaf) {
-                    Some(v) => v.clone(),
-                    None => {
-                        let v = self.get(&node_key(leaf))?;
-                        cache.insert(leaf, v.clone());
-                        v
-                    }
-                };
-                let Some(v) = v else { return Ok(None) };
-                if v.len() % 32 != 0 || v.is_empty() {
-                    return Err(corrupt(
-                        format!("tree nodes of leaf {leaf}"),
-                        "not a whole number of 32-byte hashes",
-                    ));
-                }
-                let at = usize::from(id.level) * 32;
-                Ok(v.get(at..at + 32).map(|h| {
-                    TreeHash::from_bytes(h.try_into().expect("invariant: slice of 32 bytes"))
-                }))
-            })
-            .collect()
+        let mut out = self.mirror.read(ids, || self.build_mirror())?;
+        // A commit may be durable in sled but not yet in the mirror: ask sled for the rest.
+        let missing: Vec<NodeId> = ids
+            .iter()
+            .zip(&out)
+            .filter(|(_, h)| h.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if !missing.is_empty() {
+            let mut found = self.nodes_from_sled(&missing)?.into_iter();
+            for h in out.iter_mut().filter(|h| h.is_none()) {
+                *h = found.next().flatten();
+            }
+        }
+        Ok(out)
+    }
+
+    fn stored_nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
+        self.nodes_from_sled(ids)
     }
 
     fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
@@ -480,8 +507,9 @@ impl Store for SledStore {
                 &(last.entry.index.get() + 1).to_be_bytes(),
             );
         }
-        for (leaf, v) in pack_nodes(&group.nodes)? {
-            b.insert(node_key(leaf), v);
+        let records = sled_tree::pack(&group.nodes)?;
+        for (leaf, v) in &records {
+            b.insert(node_key(*leaf), v.as_slice());
         }
         if let Some(cp) = &group.checkpoint {
             b.insert(
@@ -491,6 +519,7 @@ impl Store for SledStore {
         }
         self.tree.apply_batch(b).map_err(io)?;
         self.db.flush().map_err(io)?;
+        self.mirror.committed(&records);
         Ok(())
     }
 }
