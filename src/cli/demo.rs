@@ -20,7 +20,7 @@ use crate::core::unit::UnitId;
 use crate::core::values::{CountryCode, Region, Text};
 use crate::keys::KeyPair;
 use crate::ledger::{system_clock, Ledger};
-use crate::store::SledStore;
+use crate::store::{SledStore, Store as _};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -105,6 +105,11 @@ struct Summary {
     events: u64,
     refused: Vec<String>,
     chains: Vec<chain::Chain>,
+    /// The latest signed checkpoint (C2SP note) and the log's verifier key.
+    checkpoint: String,
+    verifier_key: String,
+    /// Inclusion proof of the last event of SN0001's chain in that checkpoint, verified.
+    proof: crate::core::proof::InclusionProof,
     verification: audit::Report,
 }
 
@@ -371,6 +376,38 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
             println!("{}\n", super::read::render(ch, &names));
         }
     }
+    // The global log: the last handoff of SN0001 is provably in the signed tree.
+    let cp = ledger.checkpoint()?;
+    let last = chains[0]
+        .events
+        .last()
+        .context("a registered unit has at least one event")?;
+    let proof = crate::log::prove_inclusion(ledger.store(), last.index, cp.checkpoint.size)?;
+    let entry = ledger
+        .store()
+        .entry(last.index)?
+        .context("a chain event is in the log")?;
+    anyhow::ensure!(
+        proof.leaf_hash == crate::core::merkle::entry_leaf_hash(entry.integrated_at, &entry.event),
+        "the proof's leaf is not the event's"
+    );
+    proof
+        .verify_against(&cp.checkpoint)
+        .context("the demo's inclusion proof does not verify")?;
+    cp.verify(ledger.verifier_key())
+        .context("the demo's checkpoint does not verify")?;
+    say(&format!(
+        "signed checkpoint of the global Merkle log (C2SP), verifier key {}:\n{}",
+        ledger.verifier_key(),
+        cp.to_note()
+    ));
+    say(&format!(
+        "event {} (log index {}, SN0001's last handoff) is in that tree: inclusion proof of {} hashes verified\n",
+        last.hash,
+        last.index,
+        proof.hashes.len()
+    ));
+
     let report = audit::verify_ledger(ledger.store(), |_, _| {})?;
     anyhow::ensure!(
         report.ok,
@@ -383,11 +420,14 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         events: report.events_checked,
         refused,
         chains,
+        checkpoint: cp.to_note(),
+        verifier_key: ledger.verifier_key().to_string(),
+        proof,
         verification: report,
     };
     emit(cli.format, &summary, |s| {
         format!(
-            "verified the whole ledger from disk: {} events, every signature, chain link and rule OK\n\
+            "verified the whole ledger from disk: {} events, every signature, chain link and rule OK, and the tree reproduces every checkpoint\n\
              SN0001 ends at urumqi-psb, a public security bureau in Xinjiang: the resolver (sanctions screening) flags such chains.\n\
              data directory: {}{}",
             s.events,
