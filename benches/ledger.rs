@@ -5,6 +5,9 @@
 //! BENCH_LOT, units per register event, default 5000;
 //! BENCH_RUNS, default 3 — medians are reported).
 
+mod common;
+use common::{env, median};
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,18 +22,6 @@ use custody::ledger::{Clock, Ledger};
 use custody::store::{SledStore, Store};
 use ed25519_dalek::{Signer as _, SigningKey};
 use rayon::prelude::*;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    v[v.len() / 2]
-}
 
 fn key(seed: u8) -> KeyPair {
     KeyPair::from_signing(SigningKey::from_bytes(&[seed; 32])).expect("key")

@@ -5,6 +5,9 @@
 //! `cargo bench --bench log` (env: BENCH_LEAVES, default 1000000; BENCH_GROUP, events per
 //! commit group in the append comparison, default 100; BENCH_RUNS, default 3; medians).
 
+mod common;
+use common::{env, median, pct};
+
 use std::time::Instant;
 
 use custody::core::checkpoint::Checkpoint;
@@ -16,23 +19,6 @@ use custody::log;
 use custody::store::{Committed, Group, LedgerMeta, LogEntry, SledStore, Store};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    v[v.len() / 2]
-}
-
-fn pct(v: &mut [f64], p: usize) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    v[(v.len() * p / 100).min(v.len() - 1)]
-}
 
 /// A 600-byte stand-in for a single-unit transfer envelope.
 fn event_bytes(i: u64) -> Vec<u8> {

@@ -104,23 +104,31 @@ fn vectors() -> Value {
     })
 }
 
-#[test]
-fn golden_vectors_reproduce() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/events.json");
-    let now = vectors();
+/// The stored vectors in `tests/vectors/NAME`, which must equal `now` (rewritten first when
+/// `CUSTODY_REGEN_VECTORS` is set).
+fn stored_or_regenerated(name: &str, now: &Value) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name);
     if std::env::var_os("CUSTODY_REGEN_VECTORS").is_some() {
         std::fs::write(
             &path,
-            serde_json::to_string_pretty(&now).expect("json") + "\n",
+            serde_json::to_string_pretty(now).expect("json") + "\n",
         )
         .expect("write vectors");
     }
     let stored: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("vectors file")).expect("json");
     assert_eq!(
-        stored, now,
-        "wire format changed: regenerate only if intended (see module docs)"
+        &stored, now,
+        "{name}: the format changed; regenerate only if intended (see module docs)"
     );
+    stored
+}
+
+#[test]
+fn golden_vectors_reproduce() {
+    let stored = stored_or_regenerated("events.json", &vectors());
     // Each stored envelope decodes and verifies on its own, and hashes as recorded.
     let ledger = LedgerName::parse("vectors.example/ledger").expect("name");
     for v in stored["vectors"].as_array().expect("list") {
@@ -233,21 +241,7 @@ fn golden_log_vectors_reproduce() {
     use custody::core::merkle::{verify_consistency, verify_inclusion, TreeHash};
     use custody::core::receipt::SignedReceipt;
 
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/log.json");
-    let now = log_vectors(&vectors());
-    if std::env::var_os("CUSTODY_REGEN_VECTORS").is_some() {
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&now).expect("json") + "\n",
-        )
-        .expect("write vectors");
-    }
-    let stored: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("vectors file")).expect("json");
-    assert_eq!(
-        stored, now,
-        "log format changed: regenerate only if intended"
-    );
+    let stored = stored_or_regenerated("log.json", &log_vectors(&vectors()));
 
     // Check the stored vectors with the verifiers, as another implementation would.
     let h = |v: &Value| TreeHash::parse(v.as_str().expect("str")).expect("tree hash");
