@@ -15,4 +15,5 @@ pub mod core;
 pub mod keys;
 pub mod ledger;
 pub mod log;
+pub mod screen;
 pub mod store;

@@ -149,6 +149,12 @@ impl SledStore {
         })
     }
 
+    /// The sled database, for other trees kept beside the ledger (list snapshots).
+    #[must_use]
+    pub fn db(&self) -> sled::Db {
+        self.db.clone()
+    }
+
     fn get(&self, k: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
         self.tree.get(k).map_err(io)
     }
