@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         },
         Command::Checkpoint(a) => cli::log::checkpoint(&cli, a),
         Command::Prove(a) => cli::log::prove(&cli, a),
+        Command::Lists(c) => cli::screen::run(&cli, c),
+        Command::Screen(a) => cli::screen::screen(&cli, a),
         Command::Demo(a) => cli::demo::run(&cli, a),
     };
     match result {

@@ -18,6 +18,7 @@ pub mod events;
 pub mod log;
 pub mod party;
 pub mod read;
+pub mod screen;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -91,6 +92,11 @@ pub enum Command {
     /// Inclusion proof of an event (by hash or log index), or consistency proof between
     /// two tree sizes.
     Prove(log::ProveArgs),
+    /// Import and compare sanctions list snapshots.
+    #[command(subcommand)]
+    Lists(screen::ListsCommand),
+    /// Screen a name, or a ledger party with --party, against the imported lists.
+    Screen(screen::ScreenArgs),
     /// Run the demonstration scenario on the embedded example keys.
     Demo(demo::DemoArgs),
 }

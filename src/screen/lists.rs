@@ -375,3 +375,38 @@ pub fn inputs(kind: SourceKind, path: &Path) -> Result<Vec<Input>, ListError> {
         SourceKind::Csl | SourceKind::Denylist => Ok(vec![read(path)?]),
     }
 }
+
+/// A snapshot named by list, version and content hash: what a screening result was
+/// computed against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapshotRef {
+    pub name: String,
+    pub version: u32,
+    pub content_hash: String,
+}
+
+/// The screening index over the latest version of every list in `store`.
+pub fn index_latest(
+    store: &dyn ListStore,
+) -> Result<(super::matcher::Index, Vec<SnapshotRef>), ListError> {
+    let mut snaps = Vec::new();
+    for (name, v) in store.names()? {
+        if let Some(s) = store.get(&name, v)? {
+            snaps.push(s);
+        }
+    }
+    let used = snaps
+        .iter()
+        .map(|s| SnapshotRef {
+            name: s.name.clone(),
+            version: s.version,
+            content_hash: s.content_hash.clone(),
+        })
+        .collect();
+    let ix = super::matcher::Index::build(
+        snaps
+            .iter()
+            .map(|s| (s.name.as_str(), s.entries.as_slice())),
+    );
+    Ok((ix, used))
+}

@@ -5,6 +5,7 @@
 
 pub mod entry;
 pub mod eval;
+pub mod hierarchy;
 pub mod import;
 pub mod lists;
 pub mod matcher;
