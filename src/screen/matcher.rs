@@ -1,8 +1,11 @@
 //! The screening index and scorer.
 //!
-//! Every name of every entry is normalised once and indexed by token (blocking): a query
-//! only scores names that share a token with it, or a token within Jaro-Winkler 0.92 of
-//! one of its own (found through a 3-letter prefix table). Tokens weigh by rarity,
+//! Every name of every entry is normalised once and indexed by token. Each indexed token
+//! knows its near neighbours (Jaro-Winkler ≥ 0.92 within its 3-letter prefix bucket, and
+//! the related pairs of the tables), computed once at build time. Blocking: a query takes
+//! its rarest tokens until they carry more than half of its weight; a name that contains
+//! none of them (or their neighbours) cannot reach 0.7 and is never scored (names that
+//! hold the join of two adjacent query tokens are added for the `split_word` rule). Tokens weigh by rarity,
 //! `ln(1 + N / df)` over the N indexed names, so "public security bureau" counts little and
 //! the place name a lot. The score of a pair is a soft, weighted Dice coefficient:
 //! `Σ matched pairs sim·(w_q + w_n) / (Σ w(query) + Σ w(name))`, with tokens paired
@@ -112,12 +115,16 @@ pub struct Index {
     df: Vec<u32>,
     postings: Vec<Vec<u32>>,
     prefixes: HashMap<String, Vec<u32>>,
+    /// Near neighbours of each token (other tokens, similarity), sorted by token id.
+    near: Vec<Vec<(u32, f64)>>,
 }
 
 fn prefix(w: &str) -> Option<String> {
     (w.chars().count() >= 4).then(|| w.chars().take(3).collect())
 }
 
+/// Similarity of two different tokens: related pairs, else Jaro-Winkler ≥ `FUZZY` for
+/// words of 4+ letters without digits, else 0.
 fn similarity(a: &str, b: &str) -> f64 {
     if a == b {
         return 1.0;
@@ -140,6 +147,34 @@ fn similarity(a: &str, b: &str) -> f64 {
     }
 }
 
+/// One query token, resolved against the index.
+struct QTok {
+    word: String,
+    id: Option<u32>,
+    weight: f64,
+    /// Indexed tokens it matches other than itself, with their similarity, sorted by id.
+    near: Vec<(u32, f64)>,
+    place: bool,
+}
+
+impl QTok {
+    fn sim(&self, t: u32) -> f64 {
+        if self.id == Some(t) {
+            return 1.0;
+        }
+        self.near
+            .binary_search_by_key(&t, |(id, _)| *id)
+            .map_or(0.0, |k| self.near[k].1)
+    }
+}
+
+/// A scored name before it becomes a `Candidate`.
+struct Scored {
+    score: f64,
+    pairs: Vec<(usize, usize, f64)>,
+    rules: Vec<String>,
+}
+
 impl Index {
     /// Indexes `(list name, entry)` pairs.
     pub fn build<'a>(lists: impl IntoIterator<Item = (&'a str, &'a [ListEntry])>) -> Self {
@@ -151,6 +186,7 @@ impl Index {
             df: Vec::new(),
             postings: Vec::new(),
             prefixes: HashMap::new(),
+            near: Vec::new(),
         };
         for (list, entries) in lists {
             for e in entries {
@@ -181,7 +217,34 @@ impl Index {
                 });
             }
         }
+        ix.near = (0..ix.words.len())
+            .map(|t| ix.neighbours(&ix.words[t], Some(t as u32)))
+            .collect();
         ix
+    }
+
+    /// Indexed tokens within `similarity` of `w` (other than `own`), sorted by id.
+    fn neighbours(&self, w: &str, own: Option<u32>) -> Vec<(u32, f64)> {
+        let mut out: Vec<(u32, f64)> = Vec::new();
+        if let Some(bucket) = prefix(w).and_then(|p| self.prefixes.get(&p)) {
+            for &t in bucket {
+                if Some(t) != own {
+                    let s = similarity(w, &self.words[t as usize]);
+                    if s > 0.0 {
+                        out.push((t, s));
+                    }
+                }
+            }
+        }
+        for r in super::normalize::related_to(w) {
+            if let Some(&t) = self.vocab.get(r.0.as_str()) {
+                if Some(t) != own && !out.iter().any(|(x, _)| *x == t) {
+                    out.push((t, r.1));
+                }
+            }
+        }
+        out.sort_by_key(|(t, _)| *t);
+        out
     }
 
     fn word(&mut self, w: &str) -> u32 {
@@ -213,147 +276,184 @@ impl Index {
         (1.0 + self.names.len().max(1) as f64 / f64::from(df.max(1))).ln()
     }
 
-    /// Weight of a query token: as indexed, or (unknown) as rare as a token can be.
-    fn query_weight(&self, w: &str) -> f64 {
-        self.vocab.get(w).map_or_else(
-            || self.weight_of(1),
-            |&t| self.weight_of(self.df[t as usize]),
-        )
+    fn resolve(&self, q: &Normalized) -> Vec<QTok> {
+        q.tokens
+            .iter()
+            .map(|w| {
+                let id = self.vocab.get(w).copied();
+                let near = match id {
+                    Some(t) => self.near[t as usize].clone(),
+                    None => self.neighbours(w, None),
+                };
+                QTok {
+                    weight: id.map_or_else(
+                        || self.weight_of(1),
+                        |t| self.weight_of(self.df[t as usize]),
+                    ),
+                    word: w.clone(),
+                    id,
+                    near,
+                    place: q.places.contains(w),
+                }
+            })
+            .collect()
     }
 
-    /// Names sharing a token (or a near-spelling of one) with the query.
-    fn block(&self, q: &Normalized) -> Vec<u32> {
-        let common = (self.names.len() / 20).max(2000) as u32;
-        let mut rare: Vec<u32> = Vec::new();
-        let mut all: Vec<u32> = Vec::new();
-        for w in &q.tokens {
-            let mut ids: Vec<u32> = self.vocab.get(w).copied().into_iter().collect();
-            if let Some(p) = prefix(w) {
-                if let Some(similar) = self.prefixes.get(&p) {
-                    ids.extend(similar.iter().copied().filter(|&t| {
-                        self.words[t as usize] != *w && similarity(w, &self.words[t as usize]) > 0.0
-                    }));
-                }
-            }
-            for t in ids {
-                all.push(t);
-                if self.df[t as usize] <= common {
-                    rare.push(t);
-                }
-            }
-        }
-        let use_tokens = if rare.is_empty() { all } else { rare };
+    /// Names that can reach the review threshold: those containing one of the query's
+    /// rarest tokens (or a neighbour), taken until they carry over half the query weight.
+    fn block(&self, q: &[QTok]) -> Vec<u32> {
+        let total: f64 = q.iter().map(|t| t.weight).sum();
+        let mut order: Vec<&QTok> = q.iter().collect();
+        order.sort_by(|a, b| {
+            b.weight
+                .partial_cmp(&a.weight)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for t in use_tokens {
-            for &n in &self.postings[t as usize] {
-                if seen.insert(n) {
-                    out.push(n);
+        let mut covered = 0.0;
+        for t in order {
+            for id in t.id.into_iter().chain(t.near.iter().map(|(x, _)| *x)) {
+                for &n in &self.postings[id as usize] {
+                    if seen.insert(n) {
+                        out.push(n);
+                    }
+                }
+            }
+            covered += t.weight;
+            if covered > total * 0.5 {
+                break;
+            }
+        }
+        // Words split in two by the query (the `split_word` rule) block by their join.
+        for w in q.windows(2) {
+            let joined = format!("{}{}", w[0].word, w[1].word);
+            // Exact joins only: a fuzzy search per pair would double the cost of a query.
+            for id in self.vocab.get(&joined).copied() {
+                for &n in &self.postings[id as usize] {
+                    if seen.insert(n) {
+                        out.push(n);
+                    }
                 }
             }
         }
         out
     }
 
-    /// Scores one indexed name against the normalised query.
-    fn score(
-        &self,
-        q: &Normalized,
-        qw: &[f64],
-        n: &NameRec,
-        th: Thresholds,
-    ) -> (f64, Vec<TokenMatch>, Vec<String>, f64) {
+    /// Scores one indexed name against the resolved query.
+    fn score(&self, q: &[QTok], n: &NameRec, th: Thresholds) -> (Scored, f64) {
         let nw: Vec<f64> = n
             .tokens
             .iter()
             .map(|&t| self.weight_of(self.df[t as usize]))
             .collect();
-        let mut order: Vec<usize> = (0..q.tokens.len()).collect();
+        let mut order: Vec<usize> = (0..q.len()).collect();
         order.sort_by(|&a, &b| {
-            qw[b]
-                .partial_cmp(&qw[a])
+            q[b].weight
+                .partial_cmp(&q[a].weight)
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         let mut used = vec![false; n.tokens.len()];
+        let mut q_used = vec![false; q.len()];
         let mut matched = 0.0;
         let mut pairs = Vec::new();
         for qi in order {
-            let best = n
-                .tokens
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| !used[*k])
-                .map(|(k, &t)| (k, similarity(&q.tokens[qi], &self.words[t as usize])))
-                .filter(|(_, s)| *s > 0.0)
-                .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+            let mut best: Option<(usize, f64)> = None;
+            for (k, &t) in n.tokens.iter().enumerate() {
+                if used[k] {
+                    continue;
+                }
+                let s = q[qi].sim(t);
+                if s > 0.0 && best.is_none_or(|(_, b)| s > b) {
+                    best = Some((k, s));
+                }
+            }
             if let Some((k, s)) = best {
                 used[k] = true;
-                matched += s * (qw[qi] + nw[k]);
-                pairs.push(TokenMatch {
-                    query: q.tokens[qi].clone(),
-                    name: self.words[n.tokens[k] as usize].clone(),
-                    similarity: s,
-                    weight: qw[qi].max(nw[k]),
-                });
+                q_used[qi] = true;
+                matched += s * (q[qi].weight + nw[k]);
+                pairs.push((qi, k, s));
             }
         }
         let mut rules = vec!["weighted_token_match".to_owned()];
         // A word written as two on one side ("aero caribbean" / "aerocaribbean").
-        let q_used: Vec<bool> = (0..q.tokens.len())
-            .map(|qi| pairs.iter().any(|p| p.query == q.tokens[qi]))
-            .collect();
-        for (k, &t) in n.tokens.iter().enumerate() {
-            if used[k] {
-                continue;
-            }
-            let word = &self.words[t as usize];
-            let split = (0..q.tokens.len().saturating_sub(1)).find(|&i| {
-                !q_used[i]
-                    && !q_used[i + 1]
-                    && similarity(&format!("{}{}", q.tokens[i], q.tokens[i + 1]), word) > 0.0
-            });
-            if let Some(i) = split {
-                used[k] = true;
-                matched += qw[i] + qw[i + 1] + nw[k];
-                rules.push(format!(
-                    "split_word: {} {} = {word}",
-                    q.tokens[i],
-                    q.tokens[i + 1]
-                ));
+        if q.len() >= 2 && used.iter().any(|u| !u) {
+            for (k, &t) in n.tokens.iter().enumerate() {
+                if used[k] {
+                    continue;
+                }
+                let word = &self.words[t as usize];
+                let split = (0..q.len() - 1).find(|&i| {
+                    !q_used[i]
+                        && !q_used[i + 1]
+                        && similarity(&format!("{}{}", q[i].word, q[i + 1].word), word) > 0.0
+                });
+                if let Some(i) = split {
+                    used[k] = true;
+                    q_used[i] = true;
+                    q_used[i + 1] = true;
+                    matched += q[i].weight + q[i + 1].weight + nw[k];
+                    rules.push(format!(
+                        "split_word: {} {} = {word}",
+                        q[i].word,
+                        q[i + 1].word
+                    ));
+                }
             }
         }
-        let total: f64 = qw.iter().sum::<f64>() + nw.iter().sum::<f64>();
-        let mut score = if total > 0.0 { matched / total } else { 0.0 };
+        let total: f64 = q.iter().map(|t| t.weight).sum::<f64>() + nw.iter().sum::<f64>();
+        let score = if total > 0.0 { matched / total } else { 0.0 };
         // Place rules cap the final score (after the country adjustment).
         let mut cap = 1.0_f64;
-        if q.places.is_empty() != n.places.is_empty() {
+        let q_places: Vec<&QTok> = q.iter().filter(|t| t.place).collect();
+        if q_places.is_empty() != n.places.is_empty() {
             rules.push("place_unconfirmed: only one of the names names a place".into());
             cap = th.matched - 0.01;
         }
-        if !q.places.is_empty() && !n.places.is_empty() {
-            let name_places: Vec<&str> = n
-                .places
+        if !q_places.is_empty() && !n.places.is_empty() {
+            let shared_q = q_places
                 .iter()
-                .map(|&t| self.words[t as usize].as_str())
-                .collect();
-            let shared = q
-                .places
-                .iter()
-                .filter(|p| name_places.contains(&p.as_str()))
+                .filter(|p| n.places.iter().any(|&t| p.sim(t) > 0.0))
                 .count();
-            if shared == 0 {
-                score *= 0.5;
+            let shared_n = n
+                .places
+                .iter()
+                .filter(|&&t| q_places.iter().any(|p| p.sim(t) > 0.0))
+                .count();
+            if shared_q == 0 {
+                let names: Vec<&str> = n
+                    .places
+                    .iter()
+                    .map(|&t| self.words[t as usize].as_str())
+                    .collect();
+                let qn: Vec<&str> = q_places.iter().map(|p| p.word.as_str()).collect();
                 rules.push(format!(
                     "place_conflict: {} vs {}",
-                    q.places.join("/"),
-                    name_places.join("/")
+                    qn.join("/"),
+                    names.join("/")
                 ));
-            } else if shared < q.places.len() || shared < name_places.len() {
+                return (
+                    Scored {
+                        score: score * 0.5,
+                        pairs,
+                        rules,
+                    },
+                    cap,
+                );
+            }
+            if shared_q < q_places.len() || shared_n < n.places.len() {
                 rules.push("extra_place: the names share a place but one names another".into());
                 cap = th.matched - 0.01;
             }
         }
-        (score, pairs, rules, cap)
+        (
+            Scored {
+                score,
+                pairs,
+                rules,
+            },
+            cap,
+        )
     }
 
     /// Screens one name; candidates at or above `review`, best first, at most `limit`.
@@ -363,12 +463,14 @@ impl Index {
         if norm.tokens.is_empty() {
             return Vec::new();
         }
-        let qw: Vec<f64> = norm.tokens.iter().map(|w| self.query_weight(w)).collect();
+        let qt = self.resolve(&norm);
         let country = q.country.as_deref().and_then(country_code);
-        let mut best: HashMap<u32, Candidate> = HashMap::new();
-        for nid in self.block(&norm) {
+        let mut best: HashMap<u32, (f64, u32, Scored)> = HashMap::new();
+        for nid in self.block(&qt) {
             let n = &self.names[nid as usize];
-            let (mut score, tokens, mut rules, cap) = self.score(&norm, &qw, n, th);
+            let (mut sc, cap) = self.score(&qt, n, th);
+            let mut score = sc.score;
+            let rules = &mut sc.rules;
             let ix = &self.entries[n.entry as usize];
             if let Some(c) = &country {
                 if !ix.countries.is_empty() {
@@ -385,50 +487,18 @@ impl Index {
             if score < th.review {
                 continue;
             }
-            let in_force = match (q.date, ix.entry.listed_on) {
-                (Some(d), Some(l)) => l <= d,
-                _ => true,
-            };
-            if !in_force {
-                rules.push("listed_after_date".into());
-            }
-            let level = if score >= th.matched {
-                Level::Match
-            } else {
-                Level::Review
-            };
-            let names: Vec<&str> = ix.entry.names().collect();
-            let cand = Candidate {
-                list: ix.list.clone(),
-                entry_id: ix.entry.id.clone(),
-                entry_name: ix.entry.name.clone(),
-                matched_name: names
-                    .get(usize::from(n.which))
-                    .map_or_else(String::new, |s| (*s).to_owned()),
-                level,
-                score: (score * 1000.0).round() / 1000.0,
-                query_form: norm.form(),
-                name_form: n
-                    .tokens
-                    .iter()
-                    .map(|&t| self.words[t as usize].as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                tokens,
-                rules,
-                programs: ix.entry.programs.clone(),
-                source_list: ix.entry.source_list.clone(),
-                listed_on: ix.entry.listed_on,
-                in_force,
-            };
+            sc.score = score;
             match best.get(&n.entry) {
-                Some(c) if c.score >= cand.score => {}
+                Some((s, _, _)) if *s >= score => {}
                 _ => {
-                    best.insert(n.entry, cand);
+                    best.insert(n.entry, (score, nid, sc));
                 }
             }
         }
-        let mut out: Vec<Candidate> = best.into_values().collect();
+        let mut out: Vec<Candidate> = best
+            .into_values()
+            .map(|(score, nid, sc)| self.candidate(q, &qt, &norm, nid, score, sc, th))
+            .collect();
         out.sort_by(|a, b| {
             b.score
                 .partial_cmp(&a.score)
@@ -437,5 +507,68 @@ impl Index {
         });
         out.truncate(limit);
         out
+    }
+
+    /// The explained candidate for a name that passed.
+    #[allow(clippy::too_many_arguments)]
+    fn candidate(
+        &self,
+        q: &Query,
+        qt: &[QTok],
+        norm: &Normalized,
+        nid: u32,
+        score: f64,
+        mut sc: Scored,
+        th: Thresholds,
+    ) -> Candidate {
+        let n = &self.names[nid as usize];
+        let ix = &self.entries[n.entry as usize];
+        let in_force = match (q.date, ix.entry.listed_on) {
+            (Some(d), Some(l)) => l <= d,
+            _ => true,
+        };
+        if !in_force {
+            sc.rules.push("listed_after_date".into());
+        }
+        let names: Vec<&str> = ix.entry.names().collect();
+        Candidate {
+            list: ix.list.clone(),
+            entry_id: ix.entry.id.clone(),
+            entry_name: ix.entry.name.clone(),
+            matched_name: names
+                .get(usize::from(n.which))
+                .map_or_else(String::new, |s| (*s).to_owned()),
+            level: if score >= th.matched {
+                Level::Match
+            } else {
+                Level::Review
+            },
+            score: (score * 1000.0).round() / 1000.0,
+            query_form: norm.form(),
+            name_form: n
+                .tokens
+                .iter()
+                .map(|&t| self.words[t as usize].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            tokens: sc
+                .pairs
+                .iter()
+                .map(|&(qi, k, s)| {
+                    let t = n.tokens[k];
+                    TokenMatch {
+                        query: qt[qi].word.clone(),
+                        name: self.words[t as usize].clone(),
+                        similarity: s,
+                        weight: qt[qi].weight.max(self.weight_of(self.df[t as usize])),
+                    }
+                })
+                .collect(),
+            rules: sc.rules,
+            programs: ix.entry.programs.clone(),
+            source_list: ix.entry.source_list.clone(),
+            listed_on: ix.entry.listed_on,
+            in_force,
+        }
     }
 }

@@ -251,6 +251,17 @@ pub fn related(a: &str, b: &str) -> Option<f64> {
     tables().related.get(&(a.to_owned(), b.to_owned())).copied()
 }
 
+/// Every token related to `a`, with its similarity.
+#[must_use]
+pub fn related_to(a: &str) -> Vec<(String, f64)> {
+    tables()
+        .related
+        .iter()
+        .filter(|((x, _), _)| x == a)
+        .map(|((_, y), s)| (y.clone(), *s))
+        .collect()
+}
+
 /// ISO 3166-1 alpha-2 code for a country as lists write it (`CN`, `China`, `Russia`…).
 #[must_use]
 pub fn country_code(s: &str) -> Option<String> {
