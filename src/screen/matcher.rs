@@ -329,7 +329,7 @@ impl Index {
         for w in q.windows(2) {
             let joined = format!("{}{}", w[0].word, w[1].word);
             // Exact joins only: a fuzzy search per pair would double the cost of a query.
-            for id in self.vocab.get(&joined).copied() {
+            if let Some(id) = self.vocab.get(&joined).copied() {
                 for &n in &self.postings[id as usize] {
                     if seen.insert(n) {
                         out.push(n);
