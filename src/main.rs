@@ -36,7 +36,10 @@ fn main() -> ExitCode {
         },
         Command::Checkpoint(a) => cli::log::checkpoint(&cli, a),
         Command::Prove(a) => cli::log::prove(&cli, a),
-        Command::Lists(c) => cli::screen::run(&cli, c),
+        Command::Lists(a) => cli::screen::run(
+            &cli,
+            a.cmd.as_ref().unwrap_or(&cli::screen::ListsCommand::Show),
+        ),
         Command::Screen(a) => cli::screen::screen(&cli, a),
         Command::Demo(a) => cli::demo::run(&cli, a),
     };

@@ -589,3 +589,139 @@ fn checkpoint_and_proofs_from_the_cli_match_their_schemas_and_verify() {
         .refused(None, &["checkpoint", "--size", "999"])
         .contains("no checkpoint was issued at tree size 999"));
 }
+
+#[test]
+fn lists_and_screening_through_the_cli() {
+    let (cli, _) = Cli::populated();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sanctions");
+    let first = cli.ok(
+        None,
+        &[
+            "lists",
+            "import",
+            &data.join("ofac-sdn-2019").display().to_string(),
+            "--source",
+            "ofac-sdn",
+        ],
+    );
+    assert_schema("lists_import_output", &first);
+    assert_eq!(first["version"], 1);
+    let second = cli.ok(
+        None,
+        &[
+            "lists",
+            "import",
+            &data.join("ofac-sdn-2021/sdn.csv").display().to_string(),
+            "--source",
+            "ofac-sdn",
+        ],
+    );
+    assert_schema("lists_import_output", &second);
+    assert!(second["diff"]["added"]
+        .as_array()
+        .expect("added")
+        .iter()
+        .any(|a| a[0] == "29159"));
+    let diff = cli.ok(None, &["lists", "diff", "ofac-sdn"]);
+    assert_schema("list_diff", &diff);
+    assert_eq!(diff["added"], second["diff"]["added"]);
+    let shown = cli.ok(None, &["lists"]);
+    assert_schema("lists_show_output", &shown);
+    assert_eq!(shown[0]["version"], 2);
+
+    let s = cli.ok(None, &["screen", "新疆公安厅", "--country", "CN"]);
+    assert_schema("screen_output", &s);
+    assert_eq!(s["candidates"][0]["entry_id"], "29159");
+    assert_eq!(s["candidates"][0]["level"], "match");
+    assert_eq!(s["lists"][0]["version"], 2);
+    let none = cli.ok(None, &["screen", "Helix Genomics Inc", "--country", "US"]);
+    assert_eq!(none["candidates"], Value::Array(vec![]));
+
+    // A ledger party: clear, then a subordinate of a listed bureau through --parent.
+    let p = cli.ok(None, &["screen", "--party", "pearl-river-trading"]);
+    assert_schema("party_screening_output", &p);
+    assert_eq!(p["status"], "clear");
+    let op = cli.key("operator");
+    cli.ok(
+        Some("urumqi-psb"),
+        &[
+            "party",
+            "enroll",
+            "--sponsor-key",
+            &op,
+            "--handle",
+            "xj-psd",
+            "--legal-name",
+            "Xinjiang Uyghur Autonomous Region Public Security Department",
+            "--country",
+            "CN",
+            "--role",
+            "end_user",
+        ],
+    );
+    cli.ok(
+        Some("shanghai-genome-institute"),
+        &[
+            "party",
+            "enroll",
+            "--sponsor-key",
+            &op,
+            "--handle",
+            "korla-psb",
+            "--legal-name",
+            "Korla City Public Security Bureau",
+            "--country",
+            "CN",
+            "--role",
+            "end_user",
+            "--parent",
+            "xj-psd",
+        ],
+    );
+    let k = cli.ok(None, &["screen", "--party", "korla-psb"]);
+    assert_schema("party_screening_output", &k);
+    assert_eq!(k["status"], "restricted");
+    assert_eq!(k["findings"][0]["basis"], "subordinate");
+    assert_eq!(
+        k["findings"][0]["ancestor"]["candidate"]["entry_id"],
+        "29159"
+    );
+
+    // Bad input: a clear message, nothing stored.
+    assert!(cli
+        .refused(
+            None,
+            &[
+                "lists",
+                "import",
+                "/nonexistent/sdn.csv",
+                "--source",
+                "ofac-sdn"
+            ]
+        )
+        .contains("reading /nonexistent/sdn.csv"));
+    assert!(cli
+        .refused(
+            None,
+            &[
+                "lists",
+                "import",
+                &data.join("csl/csl-2019-sample.csv").display().to_string(),
+                "--source",
+                "csl",
+                "--name",
+                "Bad Name"
+            ]
+        )
+        .contains("list name"));
+    assert!(cli
+        .refused(None, &["screen", "x", "--date", "2021-13-01"])
+        .contains("not a date"));
+    assert!(cli
+        .refused(None, &["lists", "diff", "nope"])
+        .contains("no list named"));
+    assert_eq!(
+        cli.ok(None, &["lists", "show"]).as_array().map(Vec::len),
+        Some(1)
+    );
+}

@@ -92,9 +92,8 @@ pub enum Command {
     /// Inclusion proof of an event (by hash or log index), or consistency proof between
     /// two tree sizes.
     Prove(log::ProveArgs),
-    /// Import and compare sanctions list snapshots.
-    #[command(subcommand)]
-    Lists(screen::ListsCommand),
+    /// Sanctions list snapshots: import, show (the default), diff.
+    Lists(screen::ListsArgs),
     /// Screen a name, or a ledger party with --party, against the imported lists.
     Screen(screen::ScreenArgs),
     /// Run the demonstration scenario on the embedded example keys.

@@ -17,6 +17,12 @@ use crate::store::SledStore;
 /// Problem rows listed in text output (JSON lists all).
 const SHOWN: usize = 10;
 
+#[derive(Args, Debug)]
+pub struct ListsArgs {
+    #[command(subcommand)]
+    pub cmd: Option<ListsCommand>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ListsCommand {
     /// Import a list file as a new version (OFAC: sdn.csv or its directory).
