@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::{file_error, multi, text, ImportError, Imported, Input};
+use super::{csv_records, file_error, multi, text, ImportError, Imported, Input};
 use crate::screen::entry::{Date, EntryType, ListEntry, RowProblem};
 
 /// `People?s` → `People's`: a `?` between letters stands for an apostrophe.
@@ -118,25 +118,8 @@ fn is_header(rec: &csv::StringRecord) -> bool {
 }
 
 fn import_csv(f: &Input, out: &mut Imported) -> Result<(), ImportError> {
-    let body = text(&f.bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(body.as_bytes());
     let mut header: Option<Vec<String>> = None;
-    for r in rdr.records() {
-        let rec = match r {
-            Ok(rec) => rec,
-            Err(e) => {
-                out.problems.push(RowProblem {
-                    file: f.name.clone(),
-                    line: e.position().map_or(0, csv::Position::line),
-                    reason: format!("not valid CSV: {e}"),
-                });
-                continue;
-            }
-        };
-        let line = rec.position().map_or(0, csv::Position::line);
+    for (line, rec) in csv_records(f, &mut out.problems) {
         if is_header(&rec) {
             header = Some(rec.iter().map(|h| h.trim().to_owned()).collect());
             continue;

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::{file_error, multi, text, ImportError, Imported, Input};
+use super::{csv_records, file_error, multi, text, ImportError, Imported, Input};
 use crate::screen::entry::{Date, EntryType, ListEntry, RowProblem};
 
 fn entry(get: &dyn Fn(&str) -> String, fallback_id: String) -> Result<ListEntry, String> {
@@ -71,31 +71,18 @@ pub fn import(files: &[Input]) -> Result<Imported, ImportError> {
             }
             continue;
         }
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(body.as_bytes());
-        let header: Vec<String> = rdr
-            .headers()
-            .map_err(|e| file_error(&f.name, format!("no CSV header: {e}")))?
+        let mut rows = csv_records(f, &mut out.problems).into_iter();
+        let header: Vec<String> = rows
+            .next()
+            .ok_or_else(|| file_error(&f.name, "no CSV header"))?
+            .1
             .iter()
             .map(|h| h.trim().to_ascii_lowercase())
             .collect();
         if !header.iter().any(|h| h == "name") {
             return Err(file_error(&f.name, "the header has no `name` column"));
         }
-        for r in rdr.records() {
-            let rec = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    out.problems.push(RowProblem {
-                        file: f.name.clone(),
-                        line: e.position().map_or(0, csv::Position::line),
-                        reason: format!("not valid CSV: {e}"),
-                    });
-                    continue;
-                }
-            };
-            let line = rec.position().map_or(0, csv::Position::line);
+        for (line, rec) in rows {
             if rec.len() != header.len() {
                 out.problems.push(RowProblem {
                     file: f.name.clone(),

@@ -77,6 +77,31 @@ pub(crate) fn describe(f: &Input) -> SourceFile {
     }
 }
 
+/// Every record of a CSV file (no header handling) with its 1-based line; records that
+/// are not valid CSV are reported in `problems` instead.
+pub(crate) fn csv_records(
+    f: &Input,
+    problems: &mut Vec<RowProblem>,
+) -> Vec<(u64, csv::StringRecord)> {
+    let body = text(&f.bytes);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body.as_bytes());
+    let mut out = Vec::new();
+    for r in rdr.records() {
+        match r {
+            Ok(rec) => out.push((rec.position().map_or(0, csv::Position::line), rec)),
+            Err(e) => problems.push(RowProblem {
+                file: f.name.clone(),
+                line: e.position().map_or(0, csv::Position::line),
+                reason: format!("not valid CSV: {e}"),
+            }),
+        }
+    }
+    out
+}
+
 /// Splits a `; `-separated multi-value field, dropping empty parts.
 pub(crate) fn multi(s: &str) -> Vec<String> {
     s.split(';')

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::{text, ImportError, Imported, Input};
+use super::{csv_records, ImportError, Imported, Input};
 use crate::screen::entry::{EntryType, ListEntry, RowProblem};
 
 fn field(s: &str) -> Option<String> {
@@ -18,33 +18,18 @@ fn field(s: &str) -> Option<String> {
     (t != "-0-" && !t.is_empty()).then(|| t.to_owned())
 }
 
-/// Every record of a headerless CSV file with its 1-based line, or the problem with it.
+/// Every record with `want` fields, with its line; others are reported.
 fn records(f: &Input, want: usize, problems: &mut Vec<RowProblem>) -> Vec<(u64, Vec<String>)> {
-    let body = text(&f.bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(body.as_bytes());
     let mut out = Vec::new();
-    for r in rdr.records() {
-        match r {
-            Ok(rec) => {
-                let line = rec.position().map_or(0, csv::Position::line);
-                if rec.len() == want {
-                    out.push((line, rec.iter().map(str::to_owned).collect()));
-                } else {
-                    problems.push(RowProblem {
-                        file: f.name.clone(),
-                        line,
-                        reason: format!("expected {want} fields, found {}", rec.len()),
-                    });
-                }
-            }
-            Err(e) => problems.push(RowProblem {
+    for (line, rec) in csv_records(f, problems) {
+        if rec.len() == want {
+            out.push((line, rec.iter().map(str::to_owned).collect()));
+        } else {
+            problems.push(RowProblem {
                 file: f.name.clone(),
-                line: e.position().map_or(0, csv::Position::line),
-                reason: format!("not valid CSV: {e}"),
-            }),
+                line,
+                reason: format!("expected {want} fields, found {}", rec.len()),
+            });
         }
     }
     out
