@@ -16,4 +16,5 @@ pub mod keys;
 pub mod ledger;
 pub mod log;
 pub mod screen;
+pub mod server;
 pub mod store;

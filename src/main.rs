@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             a.cmd.as_ref().unwrap_or(&cli::screen::ListsCommand::Show),
         ),
         Command::Screen(a) => cli::screen::screen(&cli, a),
+        Command::Serve(a) => cli::serve(&cli, a),
         Command::Demo(a) => cli::demo::run(&cli, a),
     };
     match result {

@@ -96,6 +96,8 @@ pub enum Command {
     Lists(screen::ListsArgs),
     /// Screen a name, or a ledger party with --party, against the imported lists.
     Screen(screen::ScreenArgs),
+    /// Serve the ledger over HTTP (JSON API under /v1) until SIGINT or SIGTERM.
+    Serve(ServeArgs),
     /// Run the demonstration scenario on the embedded example keys.
     Demo(demo::DemoArgs),
 }
@@ -199,6 +201,57 @@ pub fn emit_receipt(format: Format, kind: &str, r: Receipt) -> Result<()> {
             "{} accepted at log index {}{dup}\n  event hash {}\n  integrated {}",
             a.kind, a.receipt.index, a.receipt.hash, a.receipt.integrated_at
         )
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7433")]
+    pub listen: String,
+    /// Issue checkpoints at most this often (seconds; 0 = with every commit group). Receipts
+    /// in between carry a `checkpoint_by` promise.
+    #[arg(long, default_value_t = 1)]
+    pub checkpoint_interval: u64,
+}
+
+/// `custody serve`.
+pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<()> {
+    let store = open_store(&cli.data)?;
+    let path = log_key_path(cli);
+    let key = KeyPair::load(&path).with_context(|| {
+        format!(
+            "loading the log key {} (pass --log-key FILE)",
+            path.display()
+        )
+    })?;
+    let ledger = Ledger::open_with(
+        store,
+        system_clock(),
+        key.signing,
+        crate::ledger::LogPolicy {
+            checkpoint_interval: std::time::Duration::from_secs(a.checkpoint_interval),
+        },
+    )
+    .with_context(|| format!("opening ledger in {}", cli.data.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .with_context(|| format!("listening on {}", a.listen))?;
+        eprintln!(
+            "custody serving ledger {} on http://{}",
+            ledger.name(),
+            listener
+                .local_addr()
+                .map_or_else(|_| a.listen.clone(), |x| x.to_string())
+        );
+        crate::server::serve(listener, ledger, crate::server::shutdown_signal())
+            .await
+            .context("serving")
     })
 }
 

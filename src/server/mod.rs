@@ -1,0 +1,193 @@
+//! `custody serve`: the ledger over HTTP (axum + tokio).
+//!
+//! One process owns the sled directory and the ledger's writer. Handlers verify events on
+//! the blocking pool and hand them to the writer; a receipt is answered only once it is
+//! durable. Shutdown (SIGINT/SIGTERM, or the future given to [`serve`]) stops accepting
+//! connections, lets in-flight requests finish, then drops the ledger, which commits a final
+//! checkpoint and flushes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::ledger::Ledger;
+use crate::store::{SledStore, Store};
+
+mod api;
+mod metrics;
+pub mod problem;
+
+use problem::Problem;
+
+/// Largest request body: a batch of events (each event is at most 1 MiB).
+pub const MAX_BODY: usize = 16 << 20;
+/// Requests served at once; the rest wait.
+pub const MAX_CONCURRENT: usize = 512;
+/// A request that takes longer is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Arc<Ledger<SledStore>>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let ok = tokio::task::spawn_blocking(move || state.ledger.store().len().is_ok())
+        .await
+        .unwrap_or(false);
+    if ok {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let st = state.clone();
+    let sizes = tokio::task::spawn_blocking(move || {
+        let s = st.ledger.store();
+        (
+            s.len().unwrap_or(0),
+            s.latest_checkpoint()
+                .ok()
+                .flatten()
+                .map_or(0, |c| c.checkpoint.size),
+        )
+    })
+    .await
+    .unwrap_or((0, 0));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(sizes.0, sizes.1),
+    )
+        .into_response()
+}
+
+/// Errors produced by the framework's layers (body limit, timeout, method) become problems
+/// too, so every error a client sees has the same shape.
+async fn as_problem(resp: Response) -> Response {
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return resp;
+    }
+    let rule = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than {MAX_BODY} bytes")
+        }
+        StatusCode::REQUEST_TIMEOUT => "the request took too long".to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    Problem::new(status, rule, detail).into_response()
+}
+
+async fn fallback() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; the API is under /v1",
+    )
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/events", post(api::post_event))
+        .route("/events:batch", post(api::post_batch))
+        .route("/units/{unit}", get(api::get_unit))
+        .route("/units/{unit}/chain", get(api::get_chain))
+        .route("/parties", get(api::get_parties))
+        .route("/parties/{party}", get(api::get_party))
+        .route("/parties/{party}/units", get(api::get_holdings))
+        .route("/checkpoint", get(api::get_checkpoint))
+        .route("/proofs/inclusion", get(api::get_inclusion))
+        .route("/proofs/consistency", get(api::get_consistency))
+        .route("/log/entries", get(api::get_entries));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(as_problem))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(ConcurrencyLimitLayer::new(MAX_CONCURRENT))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then drains and closes the ledger (final checkpoint,
+/// flush) before returning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ledger: Ledger<SledStore>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState {
+        ledger: Arc::new(ledger),
+        metrics: Arc::default(),
+    };
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, ledger = %state.ledger.name(), "custody serving");
+    let app = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("stopped accepting requests; closing the ledger");
+    let ledger = state.ledger;
+    // Handlers are done; the last reference closes the writer (final checkpoint + flush).
+    tokio::task::spawn_blocking(move || drop(ledger))
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

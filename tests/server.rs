@@ -1,0 +1,418 @@
+//! `custody serve` over real HTTP on loopback, against sled in a temporary directory: every
+//! endpoint, refusals as RFC 9457 problems (never a 500 for a client's mistake), racing
+//! transfers, batches, and a restart in the middle.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use custody::core::checkpoint::{SignedCheckpoint, VerifierKey};
+use custody::core::event::{Body, Transfer, UnitLink};
+use custody::core::merkle::entry_leaf_hash;
+use custody::core::proof::{ConsistencyProof, InclusionProof};
+use custody::core::receipt::SignedReceipt;
+use custody::core::unit::UnitId;
+use custody::core::values::Timestamp;
+use custody::core::verify;
+use custody::keys::KeyPair;
+use custody::ledger::{Clock, Ledger};
+use custody::store::{SledStore, Store};
+use serde_json::Value;
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the ledger in `dir` and serves it on 127.0.0.1:0.
+    fn start(dir: &std::path::Path) -> Self {
+        let store = SledStore::open(dir).expect("open");
+        let clock = Arc::new(AtomicI64::new(T0 + 3600));
+        let clk: Clock = Arc::new(move || Timestamp::clamped(clock.load(Ordering::SeqCst)));
+        let ledger = Ledger::open(store, clk, log_key().signing).expect("ledger");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(l.local_addr().expect("addr")).expect("send");
+                custody::server::serve(l, ledger, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+            });
+        });
+        let addr = rx.recv().expect("server address");
+        Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Graceful stop: drains requests, closes the ledger.
+    fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread");
+        }
+    }
+}
+
+/// Status and JSON (or text) body of any response, error statuses included.
+fn call(r: Result<ureq::Response, ureq::Error>) -> (u16, String, String) {
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = resp.status();
+    let ct = resp.content_type().to_owned();
+    (status, ct, resp.into_string().expect("body"))
+}
+
+fn get(s: &Server, path: &str) -> (u16, String, String) {
+    call(ureq::get(&s.url(path)).call())
+}
+
+fn post(s: &Server, path: &str, body: &str) -> (u16, String, String) {
+    call(
+        ureq::post(&s.url(path))
+            .set("Content-Type", "application/json")
+            .send_string(body),
+    )
+}
+
+fn json(b: &str) -> Value {
+    serde_json::from_str(b).expect("JSON body")
+}
+
+/// A ledger with the fixture's parties and three registered units, closed again.
+fn seeded(dir: &std::path::Path) -> Vec<UnitId> {
+    let w = World::new(SledStore::open(dir).expect("open"));
+    w.register(3)
+}
+
+fn keys() -> (KeyPair, KeyPair, KeyPair) {
+    (key("maker"), key("dist"), key("sub"))
+}
+
+/// A signed transfer of `unit` from the maker (its holder), as JSON.
+fn transfer(s: &Server, unit: &UnitId, to: &KeyPair, shipment: &str, signer: &KeyPair) -> String {
+    let (code, _, b) = get(s, &format!("/v1/units/{unit}"));
+    assert_eq!(code, 200, "{b}");
+    let rec = json(&b);
+    let body = Body::Transfer(Transfer {
+        at: Timestamp::clamped(T0 + 3000),
+        from: key("maker").party_id(),
+        to: to.party_id(),
+        units: vec![UnitLink {
+            unit: unit.clone(),
+            prev: serde_json::from_value(rec["head"].clone()).expect("head"),
+        }],
+        shipment: text(shipment),
+        destination_country: cn(),
+    });
+    let env = verify::sign(&ledger_name(), body, &[&signer.signing]).expect("sign");
+    serde_json::to_string(&env).expect("json")
+}
+
+#[test]
+fn events_reads_proofs_and_metrics_over_http() {
+    let dir = tempfile::tempdir().expect("dir");
+    let units = seeded(dir.path());
+    let s = Server::start(dir.path());
+    let (maker, dist, _) = keys();
+    assert_eq!(get(&s, "/healthz").0, 200);
+    assert_eq!(get(&s, "/readyz").0, 200);
+
+    let ev = transfer(&s, &units[0], &dist, "AWB 1", &maker);
+    let (code, _, b) = post(&s, "/v1/events", &ev);
+    assert_eq!(code, 201, "{b}");
+    let first = json(&b);
+    let receipt: SignedReceipt = serde_json::from_value(first["signed"].clone()).expect("receipt");
+    receipt
+        .verify(&ledger_name(), &log_key().public)
+        .expect("signed by the log key");
+    // Idempotent: the same receipt again, marked duplicate.
+    let (code, _, b) = post(&s, "/v1/events", &ev);
+    assert_eq!(code, 200);
+    let again = json(&b);
+    assert_eq!(again["signed"], first["signed"]);
+    assert_eq!(again["duplicate"], true);
+
+    let (_, _, b) = get(&s, &format!("/v1/units/{}", units[0]));
+    assert_eq!(json(&b)["pending"]["to"], dist.party_id().to_string());
+    let (_, _, b) = get(&s, &format!("/v1/units/{}/chain", units[0]));
+    assert_eq!(json(&b)["events"].as_array().map(Vec::len), Some(2));
+    let (_, _, b) = get(&s, "/v1/parties");
+    assert_eq!(json(&b).as_array().map(Vec::len), Some(6));
+    let (code, _, b) = get(&s, "/v1/parties/dist");
+    assert_eq!(
+        (code, json(&b)["id"].clone()),
+        (200, Value::String(dist.party_id().to_string()))
+    );
+    let (_, _, b) = get(&s, "/v1/parties/maker/units");
+    assert_eq!(json(&b).as_array().map(Vec::len), Some(3));
+
+    // The log: checkpoint, inclusion of the transfer, consistency, entries.
+    let (code, ct, note) = get(&s, "/v1/checkpoint");
+    assert_eq!((code, ct.as_str()), (200, "text/plain"));
+    let cp = SignedCheckpoint::parse(note.as_bytes()).expect("note");
+    cp.verify(&VerifierKey {
+        name: ledger_name(),
+        key: log_key().public,
+    })
+    .expect("checkpoint verifies");
+    let hash = first["hash"].as_str().expect("hash");
+    let (code, _, b) = get(&s, &format!("/v1/proofs/inclusion?hash={hash}"));
+    assert_eq!(code, 200, "{b}");
+    let p: InclusionProof = serde_json::from_value(json(&b)["proof"].clone()).expect("proof");
+    p.verify_against(&cp.checkpoint).expect("inclusion");
+    let (_, _, b) = get(
+        &s,
+        &format!("/v1/proofs/consistency?from=2&to={}", cp.checkpoint.size),
+    );
+    let c: ConsistencyProof = serde_json::from_str(&b).expect("proof");
+    let (_, _, old) = get(&s, "/v1/checkpoint?size=2");
+    let old = SignedCheckpoint::parse(old.as_bytes()).expect("old");
+    c.verify_between(&old.checkpoint, &cp.checkpoint)
+        .expect("consistent");
+    let (_, _, b) = get(&s, &format!("/v1/log/entries?start={}", p.index));
+    let e = &json(&b)[0];
+    let at: Timestamp = serde_json::from_value(e["integrated_at"].clone()).expect("time");
+    assert_eq!(
+        entry_leaf_hash(at, e["event"].as_str().expect("bytes").as_bytes()),
+        p.leaf_hash
+    );
+
+    let (_, _, m) = get(&s, "/metrics");
+    assert!(m.contains("custody_events_appended_total 1"), "{m}");
+    assert!(m.contains("custody_events_duplicate_total 1"), "{m}");
+    s.stop();
+}
+
+#[test]
+fn bad_requests_are_problems_with_their_rule_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let units = seeded(dir.path());
+    let s = Server::start(dir.path());
+    let (maker, dist, sub) = keys();
+    let good = transfer(&s, &units[0], &dist, "AWB 1", &maker);
+    let n0 = json(&get(&s, "/v1/log/entries?start=0").2)
+        .as_array()
+        .map_or(0, Vec::len);
+    let expect = |r: (u16, String, String), status: u16, rule: &str| {
+        assert_eq!(r.0, status, "{}", r.2);
+        assert_eq!(r.1, "application/problem+json", "{}", r.2);
+        let p = json(&r.2);
+        assert_eq!(p["rule"], rule, "{p}");
+        assert_eq!(p["type"], format!("urn:custody:problem:{rule}"));
+        p
+    };
+    expect(
+        call(
+            ureq::post(&s.url("/v1/events"))
+                .set("Content-Type", "text/plain")
+                .send_string(&good),
+        ),
+        415,
+        "unsupported_media_type",
+    );
+    expect(
+        post(&s, "/v1/events", &good[..good.len() / 2]),
+        400,
+        "malformed_json",
+    );
+    expect(
+        post(&s, "/v1/events", &good.replacen("{", "{\"extra\":1,", 1)),
+        400,
+        "malformed_json",
+    );
+    expect(post(&s, "/v1/events", "[1,2]"), 400, "malformed_json");
+    // Signed by the wrong key for the claimed signer's event: not the holder.
+    expect(
+        post(&s, "/v1/events", &transfer(&s, &units[1], &dist, "x", &sub)),
+        422,
+        "missing_signature",
+    );
+    // Altered after signing.
+    expect(
+        post(&s, "/v1/events", &good.replace("AWB 1", "AWB 2")),
+        422,
+        "signature",
+    );
+    // Another ledger's event.
+    let other = custody::core::ids::LedgerName::parse("other.example/ledger").expect("name");
+    let body: custody::core::event::Envelope = serde_json::from_str(&good).expect("env");
+    let foreign = verify::sign(&other, body.body, &[&maker.signing]).expect("sign");
+    expect(
+        post(
+            &s,
+            "/v1/events",
+            &serde_json::to_string(&foreign).expect("json"),
+        ),
+        422,
+        "signature",
+    );
+    // Too large.
+    let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(17 << 20));
+    expect(post(&s, "/v1/events", &huge), 413, "too_large");
+    expect(
+        call(ureq::delete(&s.url("/v1/events")).call()),
+        405,
+        "method_not_allowed",
+    );
+    let many = format!("[{}]", vec!["{}"; 1001].join(","));
+    expect(post(&s, "/v1/events:batch", &many), 413, "batch_too_large");
+    // Reads.
+    expect(get(&s, "/v1/units/not-a-urn"), 400, "bad_unit");
+    let nobody = UnitId::custody(&maker.party_id(), "SEQ", "NOPE").expect("unit");
+    expect(get(&s, &format!("/v1/units/{nobody}")), 404, "not_found");
+    expect(get(&s, "/v1/parties/nobody"), 404, "not_found");
+    expect(
+        get(&s, "/v1/proofs/inclusion?index=999"),
+        400,
+        "out_of_range",
+    );
+    expect(get(&s, "/v1/proofs/inclusion"), 400, "bad_query");
+    expect(
+        get(&s, "/v1/proofs/consistency?from=5&to=2"),
+        400,
+        "out_of_range",
+    );
+    expect(get(&s, "/v1/checkpoint?size=999"), 404, "not_found");
+    expect(get(&s, "/nothing/here"), 404, "not_found");
+    // Nothing was written by any of it.
+    let n1 = json(&get(&s, "/v1/log/entries?start=0").2)
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(n0, n1);
+    let (_, _, m) = get(&s, "/metrics");
+    assert!(
+        m.contains("custody_events_rejected_total{rule=\"signature\"} 2"),
+        "{m}"
+    );
+    s.stop();
+}
+
+#[test]
+fn racing_transfers_of_one_unit_give_one_201_and_conflicts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let units = seeded(dir.path());
+    let s = Server::start(dir.path());
+    let (maker, dist, sub) = keys();
+    let bodies: Vec<String> = (0..16)
+        .map(|i| {
+            transfer(
+                &s,
+                &units[0],
+                if i % 2 == 0 { &dist } else { &sub },
+                &format!("race {i}"),
+                &maker,
+            )
+        })
+        .collect();
+    let url = s.url("/v1/events");
+    let start = Arc::new(std::sync::Barrier::new(bodies.len()));
+    let results: Vec<(u16, String, String)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = bodies
+            .iter()
+            .map(|b| {
+                let (url, start) = (url.clone(), Arc::clone(&start));
+                sc.spawn(move || {
+                    start.wait();
+                    call(
+                        ureq::post(&url)
+                            .set("Content-Type", "application/json")
+                            .send_string(b),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("client")).collect()
+    });
+    let created = results.iter().filter(|r| r.0 == 201).count();
+    assert_eq!(created, 1, "{results:?}");
+    for r in results.iter().filter(|r| r.0 != 201) {
+        assert_eq!(r.0, 409, "{}", r.2);
+        let p = json(&r.2);
+        assert!(p["conflicts_with"].is_string(), "{p}");
+    }
+    let chain = json(&get(&s, &format!("/v1/units/{}/chain", units[0])).2);
+    assert_eq!(
+        chain["events"].as_array().map(Vec::len),
+        Some(2),
+        "the chain stays linear"
+    );
+    s.stop();
+}
+
+#[test]
+fn batches_and_a_restart_in_the_middle() {
+    let dir = tempfile::tempdir().expect("dir");
+    let units = seeded(dir.path());
+    let (maker, dist, sub) = keys();
+    let s = Server::start(dir.path());
+    let batch = format!(
+        "[{},{},{}]",
+        transfer(&s, &units[0], &dist, "B0", &maker),
+        transfer(&s, &units[1], &dist, "B1", &sub),
+        transfer(&s, &units[2], &dist, "B2", &maker)
+    );
+    let (code, _, b) = post(&s, "/v1/events:batch", &batch);
+    assert_eq!(code, 200, "{b}");
+    let items = json(&b);
+    let statuses: Vec<u64> = items
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i["status"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(statuses, vec![201, 422, 201]);
+    assert_eq!(items[1]["problem"]["rule"], "missing_signature");
+    let size_before = SignedCheckpoint::parse(get(&s, "/v1/checkpoint").2.as_bytes())
+        .expect("cp")
+        .checkpoint
+        .size;
+    s.stop();
+
+    // The stopped server closed the ledger: everything is on disk and checkpointed.
+    let s = Server::start(dir.path());
+    let u0 = json(&get(&s, &format!("/v1/units/{}", units[0])).2);
+    assert_eq!(u0["pending"]["to"], dist.party_id().to_string());
+    let cp = SignedCheckpoint::parse(get(&s, "/v1/checkpoint").2.as_bytes()).expect("cp");
+    assert!(cp.checkpoint.size >= size_before);
+    let store_len = json(&get(&s, "/v1/log/entries?start=0").2)
+        .as_array()
+        .map_or(0, Vec::len) as u64;
+    assert_eq!(
+        cp.checkpoint.size, store_len,
+        "the checkpoint covers every event"
+    );
+    // The same batch again: the accepted ones are duplicates with their receipts.
+    let (_, _, b) = post(&s, "/v1/events:batch", &batch);
+    let again = json(&b);
+    assert_eq!(again[0]["status"], 200);
+    assert_eq!(again[0]["receipt"]["signed"], items[0]["receipt"]["signed"]);
+    s.stop();
+    let store = SledStore::open(dir.path()).expect("open");
+    let rep = custody::audit::verify_ledger(&store, |_, _| {}).expect("audit");
+    assert!(rep.ok, "{:?}", rep.failure);
+    assert_eq!(store.len().expect("len"), store_len);
+}
