@@ -416,3 +416,204 @@ fn batches_and_a_restart_in_the_middle() {
     assert!(rep.ok, "{:?}", rep.failure);
     assert_eq!(store.len().expect("len"), store_len);
 }
+
+/// Compiles the schema at `pointer` (e.g. `#/components/schemas/receipt`) of `doc`.
+fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
+    let mut root = doc.clone();
+    root["$schema"] = Value::String("https://json-schema.org/draft/2020-12/schema".into());
+    if let Some(r) = schema.get("$ref") {
+        root["$ref"] = r.clone();
+    } else {
+        root["allOf"] = Value::Array(vec![schema.clone()]);
+    }
+    jsonschema::validator_for(&root).expect("schema compiles")
+}
+
+#[test]
+fn the_openapi_document_matches_the_schemas_and_the_server() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("openapi.json")).expect("openapi"))
+            .expect("json");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("custody.schema.json")).expect("schema"),
+    )
+    .expect("json");
+    // Components are exactly the JSON Schemas of custody.schema.json.
+    let defs = serde_json::to_string(&schema["$defs"])
+        .expect("json")
+        .replace("\"#/$defs/", "\"#/components/schemas/");
+    assert_eq!(
+        doc["components"]["schemas"],
+        serde_json::from_str::<Value>(&defs).expect("json")
+    );
+    assert_eq!(doc["openapi"], "3.1.0");
+    // The validator is not vacuous.
+    let receipt = validator(
+        &doc,
+        &serde_json::json!({"$ref": "#/components/schemas/receipt"}),
+    );
+    assert!(!receipt.is_valid(&serde_json::json!({})));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let units = seeded(dir.path());
+    let s = Server::start(dir.path());
+    let (maker, dist, sub) = keys();
+    let ev = transfer(&s, &units[0], &dist, "OA", &maker);
+    let hash = {
+        let (code, _, b) = post(&s, "/v1/events", &ev);
+        assert_eq!(code, 201);
+        json(&b)["hash"].as_str().expect("hash").to_owned()
+    };
+    let u = units[1].to_string();
+    // (documented path, method, concrete request, body) for every operation and several errors.
+    let cases: Vec<(&str, &str, String, Option<String>)> = vec![
+        ("/v1/events", "post", "/v1/events".into(), Some(ev.clone())),
+        (
+            "/v1/events",
+            "post",
+            "/v1/events".into(),
+            Some(transfer(&s, &units[1], &dist, "y", &maker)),
+        ),
+        (
+            "/v1/events",
+            "post",
+            "/v1/events".into(),
+            Some(transfer(&s, &units[2], &dist, "z", &sub)),
+        ),
+        ("/v1/events", "post", "/v1/events".into(), Some("{".into())),
+        (
+            "/v1/events",
+            "post",
+            "/v1/events".into(),
+            Some(transfer(&s, &units[1], &sub, "again", &maker)),
+        ),
+        (
+            "/v1/events:batch",
+            "post",
+            "/v1/events:batch".into(),
+            Some(format!("[{ev}, {{}}]")),
+        ),
+        (
+            "/v1/events:batch",
+            "post",
+            "/v1/events:batch".into(),
+            Some("{}".into()),
+        ),
+        ("/v1/units/{unit}", "get", format!("/v1/units/{u}"), None),
+        ("/v1/units/{unit}", "get", "/v1/units/zzz".into(), None),
+        (
+            "/v1/units/{unit}/chain",
+            "get",
+            format!("/v1/units/{u}/chain"),
+            None,
+        ),
+        ("/v1/parties", "get", "/v1/parties".into(), None),
+        (
+            "/v1/parties/{party}",
+            "get",
+            "/v1/parties/maker".into(),
+            None,
+        ),
+        (
+            "/v1/parties/{party}",
+            "get",
+            "/v1/parties/nobody".into(),
+            None,
+        ),
+        (
+            "/v1/parties/{party}/units",
+            "get",
+            "/v1/parties/maker/units?limit=2".into(),
+            None,
+        ),
+        ("/v1/checkpoint", "get", "/v1/checkpoint".into(), None),
+        (
+            "/v1/checkpoint",
+            "get",
+            "/v1/checkpoint?size=99999".into(),
+            None,
+        ),
+        (
+            "/v1/proofs/inclusion",
+            "get",
+            format!("/v1/proofs/inclusion?hash={hash}"),
+            None,
+        ),
+        (
+            "/v1/proofs/inclusion",
+            "get",
+            "/v1/proofs/inclusion?index=0&size=3".into(),
+            None,
+        ),
+        (
+            "/v1/proofs/inclusion",
+            "get",
+            "/v1/proofs/inclusion?index=99999".into(),
+            None,
+        ),
+        (
+            "/v1/proofs/consistency",
+            "get",
+            "/v1/proofs/consistency?from=2&to=5".into(),
+            None,
+        ),
+        (
+            "/v1/proofs/consistency",
+            "get",
+            "/v1/proofs/consistency?from=5&to=2".into(),
+            None,
+        ),
+        (
+            "/v1/log/entries",
+            "get",
+            "/v1/log/entries?start=0&end=3".into(),
+            None,
+        ),
+        ("/v1/openapi.json", "get", "/v1/openapi.json".into(), None),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, method, url, body) in &cases {
+        let (status, ct, text) = match body {
+            Some(b) => post(&s, url, b),
+            None => get(&s, url),
+        };
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        let documented = &op["responses"][status.to_string()];
+        assert!(
+            documented.is_object(),
+            "{method} {url} answered {status}, which {path} does not document: {text}"
+        );
+        let media = documented["content"][ct.as_str()].clone();
+        assert!(
+            media.is_object(),
+            "{method} {url}: content type {ct} is not documented for {status}"
+        );
+        let instance: Value = if ct == "text/plain" {
+            Value::String(text.clone())
+        } else {
+            json(&text)
+        };
+        let v = validator(&doc, &media["schema"]);
+        let errors: Vec<String> = v
+            .iter_errors(&instance)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {url} ({status}): {errors:?}\n{text}"
+        );
+        seen.insert((path.to_string(), method.to_string()));
+    }
+    // Every documented operation was exercised.
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for method in ops.as_object().expect("ops").keys() {
+            assert!(
+                seen.contains(&(path.clone(), method.clone())),
+                "{method} {path} is documented but untested"
+            );
+        }
+    }
+    s.stop();
+}

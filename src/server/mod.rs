@@ -40,6 +40,14 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
 }
 
+/// The OpenAPI 3.1 document (`schemas/openapi.json`; its components are the JSON Schemas
+/// of `schemas/custody.schema.json`, and a test checks every path against the server).
+const OPENAPI: &str = include_str!("../../schemas/openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -126,7 +134,8 @@ pub fn router(state: AppState) -> Router {
         .route("/checkpoint", get(api::get_checkpoint))
         .route("/proofs/inclusion", get(api::get_inclusion))
         .route("/proofs/consistency", get(api::get_consistency))
-        .route("/log/entries", get(api::get_entries));
+        .route("/log/entries", get(api::get_entries))
+        .route("/openapi.json", get(openapi));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
