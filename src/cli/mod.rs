@@ -249,9 +249,14 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<()> {
                 .local_addr()
                 .map_or_else(|_| a.listen.clone(), |x| x.to_string())
         );
-        crate::server::serve(listener, ledger, crate::server::shutdown_signal())
-            .await
-            .context("serving")
+        crate::server::serve(
+            listener,
+            ledger,
+            system_clock(),
+            crate::server::shutdown_signal(),
+        )
+        .await
+        .context("serving")
     })
 }
 

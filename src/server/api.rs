@@ -27,7 +27,7 @@ pub const MAX_PAGE: u64 = 1000;
 
 type Reply = Result<Response, Problem>;
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
     tokio::task::spawn_blocking(f)
@@ -35,7 +35,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Problem::internal("a worker task failed", &e))?
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+pub(super) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -16,13 +16,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tower::limit::ConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::ledger::Ledger;
+use std::sync::{PoisonError, RwLock};
+
+use crate::ledger::{Clock, Ledger};
+use crate::screen::lists::{SledLists, SnapshotRef};
+use crate::screen::matcher::Index;
 use crate::store::{SledStore, Store};
 
 mod api;
 mod metrics;
+mod operator;
 pub mod problem;
 
 use problem::Problem;
@@ -34,10 +40,42 @@ pub const MAX_CONCURRENT: usize = 512;
 /// A request that takes longer is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+type Screening = Arc<(Index, Vec<SnapshotRef>)>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub ledger: Arc<Ledger<SledStore>>,
     pub metrics: Arc<metrics::Metrics>,
+    pub clock: Clock,
+    /// Unix seconds when the server started: operator requests created earlier are refused.
+    pub started: i64,
+    nonces: Arc<operator::Nonces>,
+    lists: Arc<SledLists>,
+    index: Arc<RwLock<Option<Screening>>>,
+}
+
+impl AppState {
+    /// The screening index over the latest list versions, built on first use.
+    fn index(&self) -> Result<Screening, Problem> {
+        if let Some(i) = self
+            .index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(Arc::clone(i));
+        }
+        let built = Arc::new(
+            crate::screen::lists::index_latest(&*self.lists)
+                .map_err(|e| Problem::internal("reading the lists", &e))?,
+        );
+        *self.index.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&built));
+        Ok(built)
+    }
+
+    fn invalidate_index(&self) {
+        *self.index.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
 }
 
 /// The OpenAPI 3.1 document (`schemas/openapi.json`; its components are the JSON Schemas
@@ -135,7 +173,9 @@ pub fn router(state: AppState) -> Router {
         .route("/proofs/inclusion", get(api::get_inclusion))
         .route("/proofs/consistency", get(api::get_consistency))
         .route("/log/entries", get(api::get_entries))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .route("/lists", post(operator::post_list))
+        .route("/screen", post(operator::post_screen));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
@@ -143,6 +183,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Refuses an announced Content-Length over the limit before reading the body.
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(axum::middleware::map_response(as_problem))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -157,11 +199,18 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ledger: Ledger<SledStore>,
+    clock: Clock,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let lists = SledLists::open(ledger.store().db()).map_err(std::io::Error::other)?;
     let state = AppState {
         ledger: Arc::new(ledger),
         metrics: Arc::default(),
+        started: clock().unix(),
+        clock,
+        nonces: Arc::default(),
+        lists: Arc::new(lists),
+        index: Arc::default(),
     };
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, ledger = %state.ledger.name(), "custody serving");
