@@ -603,6 +603,20 @@ fn the_openapi_document_matches_the_schemas_and_the_server() {
             None,
         ),
         ("/v1/openapi.json", "get", "/v1/openapi.json".into(), None),
+        ("/v1/ledger", "get", "/v1/ledger".into(), None),
+        (
+            "/v1/events/{hash}",
+            "get",
+            format!("/v1/events/{hash}"),
+            None,
+        ),
+        (
+            "/v1/events/{hash}",
+            "get",
+            format!("/v1/events/{}", "0".repeat(64)),
+            None,
+        ),
+        ("/v1/events/{hash}", "get", "/v1/events/xyz".into(), None),
         (
             "/v1/screen",
             "post",

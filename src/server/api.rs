@@ -394,3 +394,49 @@ pub async fn get_entries(State(state): State<AppState>, Query(r): Query<Range>) 
     .await?;
     Ok(Json(out).into_response())
 }
+
+#[derive(Serialize)]
+struct LedgerOut {
+    name: crate::core::ids::LedgerName,
+    /// C2SP verifier key of the log key (checkpoints and receipts).
+    verifier_key: String,
+    /// Events in the log.
+    size: u64,
+}
+
+/// `GET /v1/ledger`: the ledger's name, log key and size.
+pub async fn get_ledger(State(state): State<AppState>) -> Reply {
+    let out = blocking(move || {
+        Ok(LedgerOut {
+            name: state.ledger.name().clone(),
+            verifier_key: state.ledger.verifier_key().to_string(),
+            size: state.ledger.store().len()?,
+        })
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+/// `GET /v1/events/{hash}`: one log entry by event hash.
+pub async fn get_event(State(state): State<AppState>, Path(hash): Path<String>) -> Reply {
+    let h = EventHash::parse(&hash)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad_hash", e.to_string()))?;
+    let out = blocking(move || {
+        let store = state.ledger.store();
+        let i = store
+            .index_of(&h)?
+            .ok_or_else(|| not_found(format!("no event {h} in the log")))?;
+        let e = store
+            .entry(i)?
+            .ok_or_else(|| not_found(format!("no event {h} in the log")))?;
+        Ok(EntryOut {
+            index: e.index,
+            integrated_at: e.integrated_at,
+            hash: e.hash,
+            event: String::from_utf8(e.event)
+                .map_err(|err| Problem::internal("a stored event is not UTF-8", &err))?,
+        })
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}

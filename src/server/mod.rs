@@ -164,6 +164,8 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/events", post(api::post_event))
         .route("/events:batch", post(api::post_batch))
+        .route("/events/{hash}", get(api::get_event))
+        .route("/ledger", get(api::get_ledger))
         .route("/units/{unit}", get(api::get_unit))
         .route("/units/{unit}/chain", get(api::get_chain))
         .route("/parties", get(api::get_parties))
