@@ -10,7 +10,7 @@ use crate::core::ids::{EventHash, LedgerName, LogIndex};
 use crate::core::state::UnitRecord;
 use crate::core::unit::UnitId;
 use crate::core::values::Timestamp;
-use crate::core::verify::SignedEvent;
+use crate::core::verify::{SignedEvent, VerifiedEvent};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum ChainError {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ChainEvent {
     pub index: LogIndex,
     pub hash: EventHash,
@@ -36,13 +36,71 @@ pub struct ChainEvent {
     pub event: Envelope,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Chain {
     pub ledger: LedgerName,
     pub unit: UnitRecord,
     pub events: Vec<ChainEvent>,
     /// Always true in a returned chain: a failed check is an error instead.
     pub signatures_verified: bool,
+}
+
+/// Checks that `ev` continues the chain of `unit` after `prev` (`None`: it must register it).
+fn link(
+    unit: &UnitId,
+    prev: Option<&EventHash>,
+    index: LogIndex,
+    ev: &VerifiedEvent,
+) -> Result<(), ChainError> {
+    let broken = |detail: String| ChainError::Broken {
+        unit: unit.clone(),
+        index,
+        detail,
+    };
+    match (prev, ev.body()) {
+        (None, Body::Register(r)) if r.units.contains(unit) => Ok(()),
+        (None, _) => Err(broken(
+            "first event is not the register event of this unit".into(),
+        )),
+        (Some(p), b) => match b.unit_links().iter().find(|l| &l.unit == unit) {
+            Some(l) if &l.prev == p => Ok(()),
+            Some(l) => Err(broken(format!("prev is {}, expected {p}", l.prev))),
+            None => Err(broken("event does not name this unit".into())),
+        },
+    }
+}
+
+/// Re-checks a chain received from elsewhere (a server): every signature, every event
+/// hash, every link, and that it ends at the unit's head. Trusts nothing the sender says.
+pub fn check(ledger: &LedgerName, c: &Chain) -> Result<(), ChainError> {
+    let unit = &c.unit.id;
+    let mut prev: Option<EventHash> = None;
+    for e in &c.events {
+        let broken = |detail: String| ChainError::Broken {
+            unit: unit.clone(),
+            index: e.index,
+            detail,
+        };
+        let ev = SignedEvent::from_envelope(e.event.clone())
+            .map_err(|err| broken(err.to_string()))?
+            .verify(ledger)
+            .map_err(|err| broken(err.to_string()))?;
+        if ev.hash() != e.hash {
+            return Err(broken(
+                "the claimed hash differs from the event hash".into(),
+            ));
+        }
+        link(unit, prev.as_ref(), e.index, &ev)?;
+        prev = Some(ev.hash());
+    }
+    if &c.ledger != ledger || prev != Some(c.unit.head) {
+        return Err(ChainError::Broken {
+            unit: unit.clone(),
+            index: c.events.last().map_or(LogIndex::new(0), |e| e.index),
+            detail: "the chain does not end at the unit's head, or is for another ledger".into(),
+        });
+    }
+    Ok(())
 }
 
 pub fn read<S: Store>(store: &S, ledger: &LedgerName, unit: &UnitId) -> Result<Chain, ChainError> {
@@ -70,21 +128,7 @@ pub fn read<S: Store>(store: &S, ledger: &LedgerName, unit: &UnitId) -> Result<C
                 "stored hash differs from the event hash".into(),
             ));
         }
-        let body = ev.body();
-        match (&prev, body) {
-            (None, Body::Register(r)) if r.units.contains(unit) => {}
-            (None, _) => {
-                return Err(broken(
-                    index,
-                    "first event is not the register event of this unit".into(),
-                ))
-            }
-            (Some(p), b) => match b.unit_links().iter().find(|l| &l.unit == unit) {
-                Some(l) if &l.prev == p => {}
-                Some(l) => return Err(broken(index, format!("prev is {}, expected {p}", l.prev))),
-                None => return Err(broken(index, "event does not name this unit".into())),
-            },
-        }
+        link(unit, prev.as_ref(), index, &ev)?;
         prev = Some(ev.hash());
         events.push(ChainEvent {
             index,

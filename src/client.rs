@@ -1,6 +1,8 @@
 //! Building, signing and submitting events for a party that holds its own key: the
 //! library behind every write command of the CLI, the demo and the benchmarks. It reads
-//! current heads from the store, so callers name units and parties, not hashes.
+//! current heads through [`Access`] (a local ledger, or a server over HTTP in
+//! `crate::remote`), so callers name units and parties, not hashes, and private keys never
+//! leave the caller.
 
 use ed25519_dalek::SigningKey;
 
@@ -8,10 +10,11 @@ use crate::core::event::{
     Accept, Body, Cancel, EndUse, Enroll, Genesis, Observe, Profile, Register, Reject, Retire,
     RetireReason, RevokeKey, RotateKey, Transfer, UnitLink, Update,
 };
-use crate::core::ids::{EventHash, Handle, PartyId, PublicKey};
+use crate::core::ids::{EventHash, Handle, LedgerName, PartyId, PublicKey};
+use crate::core::state::{PartyRecord, UnitRecord};
 use crate::core::unit::UnitId;
 use crate::core::values::{CountryCode, Text, Timestamp};
-use crate::core::verify::{self, SignedEvent};
+use crate::core::verify::{self, SignedEvent, VerifiedEvent};
 use crate::core::{DecodeError, SignatureError};
 use crate::keys::KeyPair;
 use crate::ledger::{AppendError, Clock, Ledger, Receipt};
@@ -37,15 +40,80 @@ pub enum ClientError {
     NotATransfer(EventHash),
     #[error("no unit of transfer {0} is still pending")]
     NothingPending(EventHash),
+    /// The server refused the request (RFC 9457 problem).
+    #[error("the server refused it ({status}, rule {rule}): {detail}")]
+    Remote {
+        status: u16,
+        rule: String,
+        detail: String,
+    },
+    #[error("talking to the server: {0}")]
+    Transport(String),
 }
 
-pub struct Client<'l, S: Store> {
-    ledger: &'l Ledger<S>,
+impl ClientError {
+    /// The stable rule name of a refusal, whether local or from a server.
+    #[must_use]
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Self::Append(AppendError::Rule(r)) => Some(r.rule()),
+            Self::Remote { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+}
+
+/// What a client needs of a ledger: the records it builds events from, and append.
+pub trait Access {
+    fn ledger_name(&self) -> &LedgerName;
+    fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, ClientError>;
+    fn party(&self, id: &PartyId) -> Result<Option<PartyRecord>, ClientError>;
+    fn party_by_handle(&self, h: &Handle) -> Result<Option<PartyId>, ClientError>;
+    fn key_owner(&self, k: &PublicKey) -> Result<Option<PartyId>, ClientError>;
+    fn parties(&self) -> Result<Vec<PartyRecord>, ClientError>;
+    /// The canonical bytes of a logged event.
+    fn event(&self, h: &EventHash) -> Result<Option<Vec<u8>>, ClientError>;
+    fn append(&self, ev: VerifiedEvent) -> Result<Receipt, ClientError>;
+}
+
+impl<S: Store> Access for Ledger<S> {
+    fn ledger_name(&self) -> &LedgerName {
+        self.name()
+    }
+    fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, ClientError> {
+        Ok(self.store().unit(u)?)
+    }
+    fn party(&self, id: &PartyId) -> Result<Option<PartyRecord>, ClientError> {
+        Ok(self.store().party(id)?)
+    }
+    fn party_by_handle(&self, h: &Handle) -> Result<Option<PartyId>, ClientError> {
+        Ok(self.store().party_by_handle(h)?)
+    }
+    fn key_owner(&self, k: &PublicKey) -> Result<Option<PartyId>, ClientError> {
+        Ok(self.store().key_owner(k)?)
+    }
+    fn parties(&self) -> Result<Vec<PartyRecord>, ClientError> {
+        Ok(self.store().parties()?)
+    }
+    fn event(&self, h: &EventHash) -> Result<Option<Vec<u8>>, ClientError> {
+        let store = self.store();
+        Ok(match store.index_of(h)? {
+            Some(i) => store.entry(i)?.map(|e| e.event),
+            None => None,
+        })
+    }
+    fn append(&self, ev: VerifiedEvent) -> Result<Receipt, ClientError> {
+        Ok(Ledger::append(self, ev)?)
+    }
+}
+
+pub struct Client<'l> {
+    ledger: &'l dyn Access,
     clock: Clock,
 }
 
-impl<'l, S: Store> Client<'l, S> {
-    pub fn new(ledger: &'l Ledger<S>, clock: Clock) -> Self {
+impl<'l> Client<'l> {
+    pub fn new(ledger: &'l dyn Access, clock: Clock) -> Self {
         Self { ledger, clock }
     }
 
@@ -55,27 +123,36 @@ impl<'l, S: Store> Client<'l, S> {
 
     /// Signs `body` with `keys`, checks shape and signatures as the ledger will, appends.
     pub fn submit(&self, body: Body, keys: &[&SigningKey]) -> Result<Receipt, ClientError> {
-        let env = verify::sign(self.ledger.name(), body, keys)?;
-        let ev = SignedEvent::from_envelope(env)?.verify(self.ledger.name())?;
-        Ok(self.ledger.append(ev)?)
+        let name = self.ledger.ledger_name();
+        let env = verify::sign(name, body, keys)?;
+        let ev = SignedEvent::from_envelope(env)?.verify(name)?;
+        self.ledger.append(ev)
     }
 
     /// The party a key belongs to.
     pub fn owner(&self, key: &KeyPair) -> Result<PartyId, ClientError> {
         self.ledger
-            .store()
             .key_owner(&key.public)?
             .ok_or(ClientError::UnknownKey(key.public))
     }
 
-    /// A party named by handle or id.
+    /// The ledger this client talks to.
     #[must_use]
-    pub fn store(&self) -> &S {
-        self.ledger.store()
+    pub fn access(&self) -> &dyn Access {
+        self.ledger
     }
 
+    /// A party named by handle or id.
     pub fn party(&self, name: &str) -> Result<PartyId, ClientError> {
-        find_party(self.ledger.store(), name)
+        if let Ok(h) = Handle::parse(name) {
+            if let Some(id) = self.ledger.party_by_handle(&h)? {
+                return Ok(id);
+            }
+        }
+        match PartyId::parse(name) {
+            Ok(id) if self.ledger.party(&id)?.is_some() => Ok(id),
+            _ => Err(ClientError::UnknownParty(name.to_owned())),
+        }
     }
 
     fn links(&self, units: &[UnitId]) -> Result<Vec<UnitLink>, ClientError> {
@@ -84,7 +161,6 @@ impl<'l, S: Store> Client<'l, S> {
             .map(|u| {
                 let rec = self
                     .ledger
-                    .store()
                     .unit(u)?
                     .ok_or_else(|| ClientError::UnknownUnit(u.clone()))?;
                 Ok(UnitLink {
@@ -101,15 +177,12 @@ impl<'l, S: Store> Client<'l, S> {
         transfer: &EventHash,
         only: &[UnitId],
     ) -> Result<Vec<UnitLink>, ClientError> {
-        let store = self.ledger.store();
         let units: Vec<UnitId> = if only.is_empty() {
-            let i = store
-                .index_of(transfer)?
+            let bytes = self
+                .ledger
+                .event(transfer)?
                 .ok_or(ClientError::NotATransfer(*transfer))?;
-            let entry = store
-                .entry(i)?
-                .ok_or(ClientError::NotATransfer(*transfer))?;
-            match SignedEvent::decode(&entry.event)?.envelope().body {
+            match SignedEvent::decode(&bytes)?.envelope().body {
                 Body::Transfer(ref t) => t.units.iter().map(|l| l.unit.clone()).collect(),
                 _ => return Err(ClientError::NotATransfer(*transfer)),
             }
@@ -118,7 +191,8 @@ impl<'l, S: Store> Client<'l, S> {
         };
         let mut out = Vec::new();
         for u in units {
-            let rec = store
+            let rec = self
+                .ledger
                 .unit(&u)?
                 .ok_or_else(|| ClientError::UnknownUnit(u.clone()))?;
             if only.is_empty() && rec.pending.as_ref().is_none_or(|p| &p.transfer != transfer) {
@@ -193,7 +267,6 @@ impl<'l, S: Store> Client<'l, S> {
     fn party_head(&self, p: &PartyId) -> Result<EventHash, ClientError> {
         Ok(self
             .ledger
-            .store()
             .party(p)?
             .ok_or_else(|| ClientError::UnknownParty(p.to_string()))?
             .head)

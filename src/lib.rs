@@ -15,6 +15,7 @@ pub mod core;
 pub mod keys;
 pub mod ledger;
 pub mod log;
+pub mod remote;
 pub mod screen;
 pub mod server;
 pub mod store;

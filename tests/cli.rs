@@ -725,3 +725,102 @@ fn lists_and_screening_through_the_cli() {
         Some(1)
     );
 }
+
+/// `custody serve` as a child process; SIGTERM on drop.
+struct Served(std::process::Child, String);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(cli: &Cli) -> Served {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let child = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .arg("--data")
+        .arg(&cli.data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ureq::get(&format!("{url}/readyz")).call().is_err() {
+        assert!(std::time::Instant::now() < deadline, "server not ready");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Served(child, url)
+}
+
+#[test]
+fn write_and_read_commands_through_a_server() {
+    let (cli, _) = Cli::populated();
+    let server = serve(&cli);
+    let url = server.1.clone();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut v = vec!["--server".to_owned(), url.clone()];
+        v.extend(args.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let run = |key: Option<&str>, args: &[&str]| {
+        let a = with(args);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        cli.ok(key, &refs)
+    };
+    let unit = "helix-genomics/SEQ-3500/SN0001";
+    // Signed here with the party's key, submitted there.
+    let t = run(
+        Some("pearl-river-trading"),
+        &[
+            "transfer",
+            "--to",
+            "tianshan-scientific",
+            "--unit",
+            unit,
+            "--shipment",
+            "SF 9",
+            "--destination",
+            "CN",
+        ],
+    );
+    assert_schema("accepted_output", &t);
+    let u = run(None, &["unit", unit]);
+    assert_schema("unit_record", &u);
+    assert_eq!(u["pending"]["transfer"], t["receipt"]["hash"]);
+    let c = run(None, &["chain", unit]);
+    assert_schema("chain_output", &c);
+    assert_eq!(c["events"].as_array().map(Vec::len), Some(4));
+    let cp = run(None, &["checkpoint"]);
+    assert_schema("checkpoint_output", &cp);
+    let parties = run(None, &["party", "list"]);
+    assert_eq!(parties.as_array().map(Vec::len), Some(4));
+    // A refusal from the server keeps its rule name.
+    let a = with(&[
+        "transfer",
+        "--to",
+        "tianshan-scientific",
+        "--unit",
+        unit,
+        "--shipment",
+        "again",
+        "--destination",
+        "CN",
+    ]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let e = cli.refused(Some("pearl-river-trading"), &refs);
+    assert!(
+        e.contains("rule not_holder") || e.contains("rule transfer_pending"),
+        "{e}"
+    );
+    drop(server);
+    // Everything submitted over HTTP is in the local ledger and verifies.
+    let v = cli.ok(None, &["verify"]);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["events_in_log"], 8);
+}

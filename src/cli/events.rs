@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-use super::{emit_receipt, load_key, open, parse_unit, Cli, UnitsArg};
+use super::{access, emit_receipt, load_key, parse_unit_via, Cli, UnitsArg};
 use crate::client::Client;
 use crate::core::event::{EndUse, RetireReason};
 use crate::core::ids::EventHash;
@@ -14,7 +14,6 @@ use crate::core::unit::UnitId;
 use crate::core::values::{CountryCode, Text};
 use crate::core::verify::SignedEvent;
 use crate::ledger::system_clock;
-use crate::store::{SledStore, Store};
 
 #[derive(Args, Debug)]
 pub struct RegisterArgs {
@@ -126,13 +125,13 @@ fn opt_text(s: Option<&String>) -> Result<Option<Text>> {
     Ok(s.map(|x| Text::parse(x)).transpose()?)
 }
 
-fn units(client: &Client<'_, SledStore>, v: &[String]) -> Result<Vec<UnitId>> {
-    v.iter().map(|u| parse_unit(client.store(), u)).collect()
+fn units(client: &Client<'_>, v: &[String]) -> Result<Vec<UnitId>> {
+    v.iter().map(|u| parse_unit_via(client, u)).collect()
 }
 
 pub fn register(cli: &Cli, a: &RegisterArgs) -> Result<()> {
-    let ledger = open(cli)?;
-    let client = Client::new(&ledger, system_clock());
+    let ledger = access(cli)?;
+    let client = Client::new(ledger.as_ref(), system_clock());
     let key = load_key(cli.key.as_deref())?;
     let maker = client.owner(&key)?;
     let mut serials = a.serials.clone();
@@ -170,8 +169,8 @@ pub fn register(cli: &Cli, a: &RegisterArgs) -> Result<()> {
 }
 
 pub fn transfer(cli: &Cli, a: &TransferArgs) -> Result<()> {
-    let ledger = open(cli)?;
-    let client = Client::new(&ledger, system_clock());
+    let ledger = access(cli)?;
+    let client = Client::new(ledger.as_ref(), system_clock());
     let key = load_key(cli.key.as_deref())?;
     let to = client.party(&a.to)?;
     let u = units(&client, &a.units.units)?;
@@ -186,8 +185,8 @@ pub fn transfer(cli: &Cli, a: &TransferArgs) -> Result<()> {
 }
 
 pub fn accept(cli: &Cli, a: &AcceptArgs) -> Result<()> {
-    let ledger = open(cli)?;
-    let client = Client::new(&ledger, system_clock());
+    let ledger = access(cli)?;
+    let client = Client::new(ledger.as_ref(), system_clock());
     let key = load_key(cli.key.as_deref())?;
     let me = client.owner(&key)?;
     let end_use = match &a.end_user {
@@ -197,7 +196,6 @@ pub fn accept(cli: &Cli, a: &AcceptArgs) -> Result<()> {
                 Some(c) => CountryCode::parse(c)?,
                 None => {
                     ledger
-                        .store()
                         .party(&me)?
                         .context("acting party vanished")?
                         .profile
@@ -223,8 +221,8 @@ pub fn accept(cli: &Cli, a: &AcceptArgs) -> Result<()> {
 }
 
 pub fn end(cli: &Cli, a: &EndArgs, reject: bool) -> Result<()> {
-    let ledger = open(cli)?;
-    let client = Client::new(&ledger, system_clock());
+    let ledger = access(cli)?;
+    let client = Client::new(ledger.as_ref(), system_clock());
     let key = load_key(cli.key.as_deref())?;
     let t = EventHash::parse(&a.transfer)?;
     let u = units(&client, &a.units)?;
@@ -237,8 +235,8 @@ pub fn end(cli: &Cli, a: &EndArgs, reject: bool) -> Result<()> {
 }
 
 pub fn observe(cli: &Cli, a: &ObserveArgs) -> Result<()> {
-    let ledger = open(cli)?;
-    let client = Client::new(&ledger, system_clock());
+    let ledger = access(cli)?;
+    let client = Client::new(ledger.as_ref(), system_clock());
     let key = load_key(cli.key.as_deref())?;
     let seen = client.party(&a.seen_at)?;
     let u = units(&client, &a.units.units)?;
@@ -253,8 +251,8 @@ pub fn observe(cli: &Cli, a: &ObserveArgs) -> Result<()> {
 }
 
 pub fn retire(cli: &Cli, a: &RetireArgs) -> Result<()> {
-    let ledger = open(cli)?;
-    let client = Client::new(&ledger, system_clock());
+    let ledger = access(cli)?;
+    let client = Client::new(ledger.as_ref(), system_clock());
     let key = load_key(cli.key.as_deref())?;
     let u = units(&client, &a.units.units)?;
     let r = client.retire(&key, &u, a.reason, opt_text(a.note.as_ref())?)?;
@@ -268,9 +266,9 @@ pub fn submit(cli: &Cli, a: &SubmitArgs) -> Result<()> {
     } else {
         bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     }
-    let ledger = open(cli)?;
+    let ledger = access(cli)?;
     let signed = SignedEvent::decode(&bytes)?;
     let kind = signed.envelope().body.kind();
-    let ev = signed.verify(ledger.name())?;
+    let ev = signed.verify(ledger.ledger_name())?;
     emit_receipt(cli.format, kind, ledger.append(ev)?)
 }

@@ -55,13 +55,29 @@ fn vkey(store: &SledStore) -> Result<VerifierKey> {
 }
 
 pub fn checkpoint(cli: &Cli, a: &CheckpointArgs) -> Result<()> {
-    let store = open_store(&cli.data)?;
-    let cp = log::checkpoint(&store, a.size)?;
+    let (cp, vk) = if let Some(url) = &cli.server {
+        let r = crate::remote::Remote::connect(url)?;
+        let path = a.size.map_or_else(
+            || "/v1/checkpoint".to_owned(),
+            |s| format!("/v1/checkpoint?size={s}"),
+        );
+        let cp = crate::core::checkpoint::SignedCheckpoint::parse(r.get_text(&path)?.as_bytes())?;
+        let info = r
+            .get_json("/v1/ledger")?
+            .context("the server did not describe its ledger")?;
+        let vk = VerifierKey::parse(info["verifier_key"].as_str().unwrap_or_default())?;
+        // A checkpoint the log key did not sign is not printed as if it were.
+        cp.verify(&vk)?;
+        (cp, vk)
+    } else {
+        let store = open_store(&cli.data)?;
+        (log::checkpoint(&store, a.size)?, vkey(&store)?)
+    };
     let out = CheckpointOut {
         origin: cp.checkpoint.origin.to_string(),
         size: cp.checkpoint.size,
         root_hash: cp.checkpoint.root.to_string(),
-        verifier_key: vkey(&store)?.to_string(),
+        verifier_key: vk.to_string(),
         note: cp.to_note(),
     };
     match cli.format {

@@ -48,6 +48,10 @@ pub struct Cli {
     /// Default: log-key.pem in the data directory (created by `custody init`).
     #[arg(long, global = true, env = "CUSTODY_LOG_KEY")]
     pub log_key: Option<PathBuf>,
+    /// A custody server (http://host:port): write commands sign here and submit there;
+    /// `unit`, `chain`, `checkpoint` and `party show|list` read from it.
+    #[arg(long, global = true, env = "CUSTODY_SERVER")]
+    pub server: Option<String>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -104,13 +108,25 @@ pub enum Command {
 
 /// A unit as users type it: a URN, or `MANUFACTURER-HANDLE/PRODUCT/SERIAL`.
 pub fn parse_unit(store: &impl Store, s: &str) -> Result<UnitId> {
+    parse_unit_with(&|m| Ok(crate::client::find_party(store, m)?), s)
+}
+
+/// The same, resolving the manufacturer through a client (local or remote).
+pub fn parse_unit_via(client: &crate::client::Client<'_>, s: &str) -> Result<UnitId> {
+    parse_unit_with(&|m| Ok(client.party(m)?), s)
+}
+
+fn parse_unit_with(
+    party: &dyn Fn(&str) -> Result<crate::core::ids::PartyId>,
+    s: &str,
+) -> Result<UnitId> {
     if s.starts_with("urn:") {
         return UnitId::parse(s).map_err(Into::into);
     }
     let mut parts = s.splitn(3, '/');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(p), Some(sn)) => {
-            let maker = crate::client::find_party(store, m)?;
+            let maker = party(m)?;
             Ok(UnitId::custody(&maker, p, sn)?)
         }
         _ => anyhow::bail!("unit {s:?}: expected a URN (urn:custody:unit:… or urn:epc:id:sgtin:…) or MANUFACTURER/PRODUCT/SERIAL"),
@@ -153,6 +169,16 @@ pub fn open(cli: &Cli) -> Result<Ledger<SledStore>> {
     })?;
     Ledger::open(store, system_clock(), key.signing)
         .with_context(|| format!("opening ledger in {}", cli.data.display()))
+}
+
+/// The ledger write commands talk to: the server given by `--server`, or the local one.
+pub fn access(cli: &Cli) -> Result<Box<dyn crate::client::Access>> {
+    match &cli.server {
+        Some(url) => Ok(Box::new(
+            crate::remote::Remote::connect(url).with_context(|| format!("connecting to {url}"))?,
+        )),
+        None => Ok(Box::new(open(cli)?)),
+    }
 }
 
 /// Loads the log key at `path`, or creates it there.

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::{emit, emit_receipt, load_key, open, parse_handle, Cli};
+use super::{emit, emit_receipt, load_key, parse_handle, Cli};
 use crate::client::Client;
 use crate::core::event::{Owner, Profile, Role};
 use crate::core::ids::{LedgerName, PublicKey};
@@ -14,7 +14,7 @@ use crate::core::state::PartyRecord;
 use crate::core::values::{CountryCode, Region, Text, Timestamp};
 use crate::keys::KeyPair;
 use crate::ledger::{system_clock, Ledger};
-use crate::store::{SledStore, Store};
+use crate::store::SledStore;
 
 #[derive(Args, Debug, Clone)]
 pub struct ProfileArgs {
@@ -55,9 +55,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 impl ProfileArgs {
-    pub fn profile<S: Store>(
+    pub fn profile(
         &self,
-        client: Option<&Client<'_, S>>,
+        client: Option<&Client<'_>>,
         extra_role: Option<Role>,
     ) -> Result<Profile> {
         let mut roles = self.roles.clone();
@@ -189,7 +189,7 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     Ledger::init(&store, &name, &log_key.public)?;
     let ledger = Ledger::open(store, system_clock(), log_key.signing)?;
     let client = Client::new(&ledger, system_clock());
-    let profile = a.profile.profile::<SledStore>(None, Some(Role::Operator))?;
+    let profile = a.profile.profile(None, Some(Role::Operator))?;
     let r = client.genesis(&key, parse_handle(&a.profile.handle)?, profile)?;
     emit_receipt(cli.format, "genesis", r)
 }
@@ -218,8 +218,8 @@ pub fn keygen(cli: &Cli, a: &KeygenArgs) -> Result<()> {
 }
 
 pub fn run(cli: &Cli, cmd: &PartyCommand) -> Result<()> {
-    let ledger = open(cli)?;
-    let client = Client::new(&ledger, system_clock());
+    let ledger = super::access(cli)?;
+    let client = Client::new(ledger.as_ref(), system_clock());
     match cmd {
         PartyCommand::Enroll {
             sponsor_key,
@@ -267,13 +267,12 @@ pub fn run(cli: &Cli, cmd: &PartyCommand) -> Result<()> {
         PartyCommand::Show { party } => {
             let id = client.party(party)?;
             let rec = ledger
-                .store()
                 .party(&id)?
                 .with_context(|| format!("party {id} vanished"))?;
             emit(cli.format, &rec, describe)
         }
         PartyCommand::List => {
-            let all = ledger.store().parties()?;
+            let all = ledger.parties()?;
             emit(cli.format, &all, |v| {
                 v.iter()
                     .map(|p| {

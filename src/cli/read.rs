@@ -38,7 +38,32 @@ pub fn ledger_name(store: &SledStore) -> Result<crate::core::ids::LedgerName> {
         .name)
 }
 
+/// Reads from a server: the unit named as the user typed it, resolved there.
+fn remote_unit(
+    url: &str,
+    unit: &str,
+) -> Result<(crate::remote::Remote, crate::core::unit::UnitId)> {
+    let r = crate::remote::Remote::connect(url)?;
+    let c = crate::client::Client::new(&r, crate::ledger::system_clock());
+    let u = super::parse_unit_via(&c, unit)?;
+    Ok((r, u))
+}
+
 pub fn chain(cli: &Cli, a: &ChainArgs) -> Result<()> {
+    if let Some(url) = &cli.server {
+        let (r, u) = remote_unit(url, &a.unit)?;
+        let v = r
+            .get_json(&format!("/v1/units/{u}/chain"))?
+            .ok_or_else(|| anyhow::anyhow!("unit {u} is not registered"))?;
+        let c: Chain = serde_json::from_value(v)?;
+        // The server says it verified; check it here too, trusting nothing.
+        chain::check(crate::client::Access::ledger_name(&r), &c)?;
+        let mut names = crate::core::state::MemState::default();
+        for p in crate::client::Access::parties(&r)? {
+            names.parties.insert(p.id.clone(), p);
+        }
+        return emit(cli.format, &c, |c| render(c, &names));
+    }
     let store = open_store(&cli.data)?;
     let unit = parse_unit(&store, &a.unit)?;
     let c = chain::read(&store, &ledger_name(&store)?, &unit)?;
@@ -120,11 +145,17 @@ pub fn render(c: &Chain, names: &crate::core::state::MemState) -> String {
 }
 
 pub fn unit(cli: &Cli, a: &UnitArgs) -> Result<()> {
-    let store = open_store(&cli.data)?;
-    let unit = parse_unit(&store, &a.unit)?;
-    let rec = store
-        .unit(&unit)?
-        .ok_or_else(|| anyhow::anyhow!("unit {unit} is not registered"))?;
+    let rec = if let Some(url) = &cli.server {
+        let (r, u) = remote_unit(url, &a.unit)?;
+        crate::client::Access::unit(&r, &u)?
+            .ok_or_else(|| anyhow::anyhow!("unit {u} is not registered"))?
+    } else {
+        let store = open_store(&cli.data)?;
+        let unit = parse_unit(&store, &a.unit)?;
+        store
+            .unit(&unit)?
+            .ok_or_else(|| anyhow::anyhow!("unit {unit} is not registered"))?
+    };
     emit(cli.format, &rec, |r| {
         format!(
             "{}\n  holder {}\n  head {} ({} events)\n  pending {}\n  retired {}",

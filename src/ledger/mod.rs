@@ -69,7 +69,7 @@ impl Default for LogPolicy {
 
 /// Proof of acceptance: the ledger's signed receipt, plus whether the event was already
 /// in the log (an idempotent resubmission gets the same signed body).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Receipt {
     pub index: LogIndex,
     pub hash: EventHash,

@@ -131,7 +131,7 @@ impl<S: Store> World<S> {
         w
     }
 
-    pub fn client(&self) -> Client<'_, S> {
+    pub fn client(&self) -> Client<'_> {
         let c2 = Arc::clone(&self.clock);
         Client::new(
             &self.ledger,
