@@ -193,6 +193,7 @@ pub fn router(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(ConcurrencyLimitLayer::new(MAX_CONCURRENT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
