@@ -7,41 +7,21 @@
 //! BENCH_BATCH, default 500; BENCH_RUNS, default 3; medians).
 
 mod common;
-use common::{env, median, pct};
+use common::{env, key, median, parties, pct};
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custody::client::Client;
-use custody::core::event::{Body, Profile, Role, Transfer, UnitLink};
-use custody::core::ids::{Handle, LedgerName};
+use custody::core::event::{Body, Transfer, UnitLink};
+use custody::core::ids::LedgerName;
 use custody::core::unit::UnitId;
 use custody::core::values::{CountryCode, Text, Timestamp};
 use custody::core::verify::{self, SignedEvent, VerifiedEvent};
-use custody::keys::KeyPair;
 use custody::ledger::{Clock, Ledger};
 use custody::store::{SledStore, Store};
-use ed25519_dalek::SigningKey;
 use rayon::prelude::*;
-
-fn key(seed: u8) -> KeyPair {
-    KeyPair::from_signing(SigningKey::from_bytes(&[seed; 32])).expect("key")
-}
-
-fn profile(name: &str, roles: Vec<Role>) -> Profile {
-    Profile {
-        legal_name: Text::parse(name).expect("t"),
-        aliases: vec![],
-        country: CountryCode::parse("US").expect("c"),
-        region: None,
-        address: None,
-        roles,
-        parent: None,
-        owners: vec![],
-        gs1_company_prefixes: vec![],
-    }
-}
 
 /// A ledger in `dir` with `n` registered units, and the signed transfers of each, as JSON.
 fn prepare(dir: &std::path::Path, n: usize) -> Vec<String> {
@@ -56,27 +36,7 @@ fn prepare(dir: &std::path::Path, n: usize) -> Vec<String> {
     let clock: Clock = Arc::new(move || Timestamp::clamped(now));
     let ledger = Ledger::open(store, Arc::clone(&clock), log.signing).expect("ledger");
     let c = Client::new(&ledger, clock);
-    let (op, maker, dist) = (key(1), key(2), key(3));
-    c.genesis(
-        &op,
-        Handle::parse("op").expect("h"),
-        profile("Op", vec![Role::Operator]),
-    )
-    .expect("genesis");
-    c.enroll(
-        &maker,
-        &op,
-        Handle::parse("maker").expect("h"),
-        profile("Maker", vec![Role::Manufacturer]),
-    )
-    .expect("enroll");
-    c.enroll(
-        &dist,
-        &op,
-        Handle::parse("dist").expect("h"),
-        profile("Dist", vec![Role::Distributor]),
-    )
-    .expect("enroll");
+    let (maker, dist) = parties(&c);
     let m = maker.party_id();
     let units: Vec<UnitId> = (0..n)
         .map(|i| UnitId::custody(&m, "SEQ", &format!("S{i:08}")).expect("u"))

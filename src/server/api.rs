@@ -361,6 +361,16 @@ struct EntryOut {
     event: String,
 }
 
+fn entry_out(e: crate::store::LogEntry) -> Result<EntryOut, Problem> {
+    Ok(EntryOut {
+        index: e.index,
+        integrated_at: e.integrated_at,
+        hash: e.hash,
+        event: String::from_utf8(e.event)
+            .map_err(|err| Problem::internal("a stored event is not UTF-8", &err))?,
+    })
+}
+
 /// `GET /v1/log/entries?start=&end=`: at most 1000 entries, for monitors mirroring the log.
 pub async fn get_entries(State(state): State<AppState>, Query(r): Query<Range>) -> Reply {
     let end = r
@@ -380,15 +390,7 @@ pub async fn get_entries(State(state): State<AppState>, Query(r): Query<Range>) 
             .store()
             .entries(LogIndex::new(r.start), LogIndex::new(end))?;
         es.into_iter()
-            .map(|e| {
-                Ok(EntryOut {
-                    index: e.index,
-                    integrated_at: e.integrated_at,
-                    hash: e.hash,
-                    event: String::from_utf8(e.event)
-                        .map_err(|err| Problem::internal("a stored event is not UTF-8", &err))?,
-                })
-            })
+            .map(entry_out)
             .collect::<Result<Vec<_>, Problem>>()
     })
     .await?;
@@ -429,13 +431,7 @@ pub async fn get_event(State(state): State<AppState>, Path(hash): Path<String>) 
         let e = store
             .entry(i)?
             .ok_or_else(|| not_found(format!("no event {h} in the log")))?;
-        Ok(EntryOut {
-            index: e.index,
-            integrated_at: e.integrated_at,
-            hash: e.hash,
-            event: String::from_utf8(e.event)
-                .map_err(|err| Problem::internal("a stored event is not UTF-8", &err))?,
-        })
+        entry_out(e)
     })
     .await?;
     Ok(Json(out).into_response())
