@@ -463,3 +463,14 @@ fn proofs_survive_reopen_and_a_damaged_or_foreign_mirror_snapshot_is_ignored() {
         .expect("audit");
     assert!(rep.ok, "{:?}", rep.failure);
 }
+
+#[test]
+fn an_empty_ledger_has_no_checkpoint_to_issue() {
+    let store = MemoryStore::new();
+    Ledger::init(&store, &ledger_name(), &log_key().public).expect("init");
+    let ledger = Ledger::open(store, system_clock(), log_key().signing).expect("open");
+    assert!(matches!(
+        ledger.checkpoint(),
+        Err(custody::ledger::AppendError::Empty)
+    ));
+}

@@ -96,6 +96,8 @@ pub enum AppendError {
     Failed(String),
     #[error("the ledger writer has shut down")]
     Closed,
+    #[error("the log is empty: there is no checkpoint to issue")]
+    Empty,
 }
 
 impl From<RuleError> for AppendError {
@@ -121,6 +123,7 @@ impl Clone for AppendError {
             Self::Store(e) => Self::Failed(e.to_string()),
             Self::Failed(s) => Self::Failed(s.clone()),
             Self::Closed => Self::Closed,
+            Self::Empty => Self::Empty,
         }
     }
 }

@@ -306,7 +306,7 @@ impl<S: Store> Writer<S> {
             .store
             .latest_checkpoint()
             .map_err(AppendError::from)
-            .and_then(|c| c.ok_or(AppendError::Closed));
+            .and_then(|c| c.ok_or(AppendError::Empty));
         for reply in requests {
             let _ = reply.send(latest.clone());
         }

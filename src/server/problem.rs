@@ -117,6 +117,7 @@ impl From<AppendError> for Problem {
                 "the ledger is not accepting events (storage failure or shutting down); retry later",
             ),
             AppendError::Store(s) => Self::internal("storage error while appending", &s),
+            AppendError::Empty => Self::new(StatusCode::NOT_FOUND, "not_found", "the log is empty"),
         }
     }
 }
