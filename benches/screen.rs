@@ -174,6 +174,17 @@ fn main() {
     let build_secs = t.elapsed().as_secs_f64();
     let queries = names(n, &listed);
     let th = Thresholds::default();
+    let screen = |name: &str, limit: usize| {
+        ix.screen(
+            &Query {
+                name: name.to_owned(),
+                country: Some("CN".into()),
+                date: None,
+            },
+            th,
+            limit,
+        )
+    };
     let mut all_core = vec![];
     let mut one_core = vec![];
     let mut matched = 0;
@@ -181,47 +192,19 @@ fn main() {
         let t = Instant::now();
         matched = queries
             .par_iter()
-            .filter(|q| {
-                ix.screen(
-                    &Query {
-                        name: (*q).clone(),
-                        country: Some("CN".into()),
-                        date: None,
-                    },
-                    th,
-                    5,
-                )
-                .iter()
-                .any(|c| c.level == Level::Match)
-            })
+            .filter(|q| screen(q, 5).iter().any(|c| c.level == Level::Match))
             .count();
         all_core.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         for q in queries.iter().take(n / 10) {
-            std::hint::black_box(ix.screen(
-                &Query {
-                    name: q.clone(),
-                    country: Some("CN".into()),
-                    date: None,
-                },
-                th,
-                5,
-            ));
+            std::hint::black_box(screen(q, 5));
         }
         one_core.push(t.elapsed().as_secs_f64() * 10.0);
     }
     let mut lat = vec![];
     for q in queries.iter().step_by((n / 5000).max(1)) {
         let t = Instant::now();
-        std::hint::black_box(ix.screen(
-            &Query {
-                name: q.clone(),
-                country: Some("CN".into()),
-                date: None,
-            },
-            th,
-            10,
-        ));
+        std::hint::black_box(screen(q, 10));
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let cases = eval::parse(
