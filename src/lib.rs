@@ -16,6 +16,7 @@ pub mod keys;
 pub mod ledger;
 pub mod log;
 pub mod remote;
+pub mod resolve;
 pub mod screen;
 pub mod server;
 pub mod store;

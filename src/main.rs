@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             &cli,
             a.cmd.as_ref().unwrap_or(&cli::screen::ListsCommand::Show),
         ),
+        Command::Resolve(a) => cli::resolve::run(&cli, a),
         Command::Screen(a) => cli::screen::screen(&cli, a),
         Command::Serve(a) => cli::serve(&cli, a),
         Command::Demo(a) => cli::demo::run(&cli, a),

@@ -824,3 +824,68 @@ fn write_and_read_commands_through_a_server() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["events_in_log"], 8);
 }
+
+#[test]
+fn resolve_one_unit_and_all_of_them() {
+    let (cli, _) = Cli::populated();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sanctions");
+    cli.ok(
+        None,
+        &[
+            "lists",
+            "import",
+            &data.join("ofac-sdn-2021").display().to_string(),
+            "--source",
+            "ofac-sdn",
+        ],
+    );
+    // Pearl River accepted with an end-use declaration and nobody is listed: clear.
+    let one = cli.ok(None, &["resolve", "helix-genomics/SEQ-3500/SN0001"]);
+    assert_schema("resolve_output", &one);
+    assert_eq!(one["resolution"]["verdict"], "clear", "{one:#}");
+    assert_eq!(one["lists"][0]["name"], "ofac-sdn");
+    assert!(one["checkpoint"]["size"].as_u64().is_some());
+    // A subordinate of the listed Xinjiang bureau receives SN0002: sanctioned_pending.
+    let op = cli.key("operator");
+    cli.ok(
+        Some("urumqi-psb"),
+        &[
+            "party",
+            "enroll",
+            "--sponsor-key",
+            &op,
+            "--handle",
+            "xj-psd",
+            "--legal-name",
+            "Xinjiang Uyghur Autonomous Region Public Security Department",
+            "--country",
+            "CN",
+            "--role",
+            "end_user",
+        ],
+    );
+    cli.ok(
+        Some("helix-genomics"),
+        &[
+            "transfer",
+            "--to",
+            "xj-psd",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0002",
+            "--shipment",
+            "X",
+            "--destination",
+            "CN",
+        ],
+    );
+    let all = cli.ok(None, &["resolve", "--all", "--flagged"]);
+    assert_schema("resolve_all_output", &all);
+    let flagged = all["resolutions"].as_array().expect("array");
+    assert_eq!(flagged.len(), 1, "{all:#}");
+    assert_eq!(flagged[0]["verdict"], "sanctioned_pending");
+    assert_eq!(flagged[0]["findings"][0]["screening"][0]["basis"], "listed");
+    assert_eq!(all["counts"]["sanctioned_pending"], 1);
+    assert!(cli
+        .refused(None, &["resolve", "helix-genomics/SEQ-3500/NOPE"])
+        .contains("not registered"));
+}

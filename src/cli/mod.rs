@@ -18,6 +18,7 @@ pub mod events;
 pub mod log;
 pub mod party;
 pub mod read;
+pub mod resolve;
 pub mod screen;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -98,6 +99,8 @@ pub enum Command {
     Prove(log::ProveArgs),
     /// Sanctions list snapshots: import, show (the default), diff.
     Lists(screen::ListsArgs),
+    /// Verdicts: does a unit's chain end at, or pass through, a restricted party?
+    Resolve(resolve::ResolveArgs),
     /// Screen a name, or a ledger party with --party, against the imported lists.
     Screen(screen::ScreenArgs),
     /// Serve the ledger over HTTP (JSON API under /v1) until SIGINT or SIGTERM.

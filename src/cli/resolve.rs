@@ -1,0 +1,168 @@
+//! `custody resolve`: verdicts for one unit or all of them, against the imported lists.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::{emit, open_store, parse_unit, Cli, Format};
+use crate::core::receipt::CheckpointRef;
+use crate::resolve::{resolve, Options, Resolution, Verdict};
+use crate::screen::lists::{index_latest, SledLists, SnapshotRef};
+use crate::screen::matcher::Thresholds;
+use crate::store::Store;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Table {
+    Text,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ResolveArgs {
+    /// The unit (URN or MANUFACTURER/PRODUCT/SERIAL); omit with --all.
+    #[arg(required_unless_present = "all")]
+    pub unit: Option<String>,
+    /// Resolve every unit.
+    #[arg(long, conflicts_with = "unit")]
+    pub all: bool,
+    /// With --all: only units that are not clear.
+    #[arg(long, requires = "all")]
+    pub flagged: bool,
+    /// With --all and text output: a CSV table instead of text.
+    #[arg(long, value_enum, default_value_t = Table::Text)]
+    pub table: Table,
+    /// Days after which a pending transfer is a red flag.
+    #[arg(long, default_value_t = 30)]
+    pub stale_days: i64,
+}
+
+/// What a resolution was computed against, so the same inputs give the same report.
+#[derive(Serialize)]
+struct Basis {
+    ledger: String,
+    checkpoint: Option<CheckpointRef>,
+    lists: Vec<SnapshotRef>,
+}
+
+#[derive(Serialize)]
+struct One {
+    #[serde(flatten)]
+    basis: Basis,
+    resolution: Resolution,
+}
+
+#[derive(Serialize)]
+struct All {
+    #[serde(flatten)]
+    basis: Basis,
+    units: u64,
+    counts: std::collections::BTreeMap<&'static str, u64>,
+    resolutions: Vec<Resolution>,
+}
+
+fn render(r: &Resolution) -> String {
+    let mut s = format!("{}: {}", r.unit, r.verdict.as_str());
+    for f in &r.findings {
+        s.push_str(&format!(
+            "\n  [{}] {}: {}{}",
+            f.verdict.as_str(),
+            f.rule,
+            f.detail,
+            f.index
+                .map_or_else(String::new, |i| format!(" (log index {i})"))
+        ));
+        if let Some(then) = f.restricted_at_the_time {
+            s.push_str(if then {
+                " — already restricted when it took custody"
+            } else {
+                " — restricted only later"
+            });
+        }
+    }
+    s
+}
+
+pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
+    let store = open_store(&cli.data)?;
+    let name = super::read::ledger_name(&store)?;
+    let lists = SledLists::open(store.db())?;
+    let (ix, used) = index_latest(&lists)?;
+    let basis = Basis {
+        ledger: name.to_string(),
+        checkpoint: store.latest_checkpoint()?.map(|c| CheckpointRef {
+            size: c.checkpoint.size,
+            root_hash: c.checkpoint.root,
+        }),
+        lists: used,
+    };
+    let o = Options {
+        thresholds: Thresholds::default(),
+        stale_pending_days: a.stale_days,
+        now: (crate::ledger::system_clock())(),
+    };
+    if let Some(u) = &a.unit {
+        let unit = parse_unit(&store, u)?;
+        anyhow::ensure!(
+            store.unit(&unit)?.is_some(),
+            "unit {unit} is not registered"
+        );
+        let r = resolve(&store, &name, &ix, &unit, &o)?;
+        return emit(
+            cli.format,
+            &One {
+                basis,
+                resolution: r,
+            },
+            |x| render(&x.resolution),
+        );
+    }
+    let mut out = Vec::new();
+    let mut counts = std::collections::BTreeMap::new();
+    let mut units = 0u64;
+    let mut after = None;
+    loop {
+        let page = store.units(after.as_ref(), 1000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for rec in &page {
+            units += 1;
+            let r = resolve(&store, &name, &ix, &rec.id, &o)?;
+            *counts.entry(r.verdict.as_str()).or_insert(0) += 1;
+            if !a.flagged || r.verdict != Verdict::Clear {
+                out.push(r);
+            }
+        }
+    }
+    let all = All {
+        basis,
+        units,
+        counts,
+        resolutions: out,
+    };
+    match (cli.format, a.table) {
+        (Format::Text, Table::Csv) => {
+            println!("unit,verdict,rules");
+            for r in &all.resolutions {
+                let rules: Vec<&str> = r.findings.iter().map(|f| f.rule).collect();
+                println!("{},{},{}", r.unit, r.verdict.as_str(), rules.join(";"));
+            }
+            Ok(())
+        }
+        _ => emit(cli.format, &all, |x| {
+            let mut s = format!(
+                "{} units resolved: {}",
+                x.units,
+                x.counts
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for r in &x.resolutions {
+                s.push('\n');
+                s.push_str(&render(r));
+            }
+            s
+        }),
+    }
+}
