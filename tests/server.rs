@@ -605,6 +605,31 @@ fn the_openapi_document_matches_the_schemas_and_the_server() {
         ("/v1/openapi.json", "get", "/v1/openapi.json".into(), None),
         ("/v1/ledger", "get", "/v1/ledger".into(), None),
         (
+            "/v1/units/{unit}/resolution",
+            "get",
+            format!("/v1/units/{u}/resolution"),
+            None,
+        ),
+        (
+            "/v1/units/{unit}/resolution",
+            "get",
+            "/v1/units/zzz/resolution".into(),
+            None,
+        ),
+        (
+            "/v1/resolutions",
+            "get",
+            "/v1/resolutions?verdict=clear".into(),
+            None,
+        ),
+        ("/v1/resolutions", "get", "/v1/resolutions".into(), None),
+        (
+            "/v1/resolutions",
+            "get",
+            "/v1/resolutions?verdict=sunny".into(),
+            None,
+        ),
+        (
             "/v1/events/{hash}",
             "get",
             format!("/v1/events/{hash}"),

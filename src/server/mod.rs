@@ -168,6 +168,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ledger", get(api::get_ledger))
         .route("/units/{unit}", get(api::get_unit))
         .route("/units/{unit}/chain", get(api::get_chain))
+        .route("/units/{unit}/resolution", get(operator::get_resolution))
+        .route("/resolutions", get(operator::get_resolutions))
         .route("/parties", get(api::get_parties))
         .route("/parties/{party}", get(api::get_party))
         .route("/parties/{party}/units", get(api::get_holdings))

@@ -215,3 +215,95 @@ pub async fn post_screen(
     .await?;
     Ok(Json(out).into_response())
 }
+
+fn resolve_options(state: &AppState) -> crate::resolve::Options {
+    crate::resolve::Options {
+        thresholds: Thresholds::default(),
+        stale_pending_days: 30,
+        now: (state.clock)(),
+    }
+}
+
+/// `GET /v1/units/{unit}/resolution`: the unit's verdict with its evidence.
+pub async fn get_resolution(
+    State(state): State<AppState>,
+    axum::extract::Path(unit): axum::extract::Path<String>,
+) -> Result<Response, Problem> {
+    let u = crate::core::unit::UnitId::parse(&unit).map_err(|e| bad("bad_unit", e))?;
+    let out = super::api::blocking(move || {
+        let store = state.ledger.store();
+        if store.unit(&u)?.is_none() {
+            return Err(Problem::new(StatusCode::NOT_FOUND, "not_found", format!("unit {u} is not registered")));
+        }
+        let guard = state.index()?;
+        let (ix, used) = &*guard;
+        let r = crate::resolve::resolve(store, state.ledger.name(), ix, &u, &resolve_options(&state))?;
+        Ok(serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "resolution": r}))
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+fn checkpoint_ref(
+    store: &crate::store::SledStore,
+) -> Result<Option<crate::core::receipt::CheckpointRef>, Problem> {
+    Ok(store
+        .latest_checkpoint()?
+        .map(|c| crate::core::receipt::CheckpointRef {
+            size: c.checkpoint.size,
+            root_hash: c.checkpoint.root,
+        }))
+}
+
+#[derive(Deserialize)]
+pub struct ResolutionsQuery {
+    verdict: Option<String>,
+}
+
+/// `GET /v1/resolutions[?verdict=…]`: every unit's verdict (or those with this verdict).
+pub async fn get_resolutions(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<ResolutionsQuery>,
+) -> Result<Response, Problem> {
+    const VERDICTS: [&str; 7] = [
+        "clear",
+        "review",
+        "diverted",
+        "sanctioned_history",
+        "sanctioned_pending",
+        "sanctioned_end",
+        "broken",
+    ];
+    if let Some(v) = q.verdict.as_deref().filter(|v| !VERDICTS.contains(v)) {
+        return Err(bad(
+            "bad_query",
+            format!("verdict {v:?}: expected one of {}", VERDICTS.join(", ")),
+        ));
+    }
+    let out = super::api::blocking(move || {
+        let store = state.ledger.store();
+        let guard = state.index()?;
+        let (ix, used) = &*guard;
+        let o = resolve_options(&state);
+        let mut out = Vec::new();
+        let mut counts = std::collections::BTreeMap::new();
+        let mut units = 0u64;
+        let mut after = None;
+        loop {
+            let page = store.units(after.as_ref(), 1000)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for rec in &page {
+                units += 1;
+                let r = crate::resolve::resolve(store, state.ledger.name(), ix, &rec.id, &o)?;
+                *counts.entry(r.verdict.as_str()).or_insert(0u64) += 1;
+                if q.verdict.as_deref().is_none_or(|v| v == r.verdict.as_str()) {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "units": units, "counts": counts, "resolutions": out}))
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
