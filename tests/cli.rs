@@ -843,6 +843,20 @@ fn resolve_one_unit_and_all_of_them() {
     let one = cli.ok(None, &["resolve", "helix-genomics/SEQ-3500/SN0001"]);
     assert_schema("resolve_output", &one);
     assert_eq!(one["resolution"]["verdict"], "clear", "{one:#}");
+    // Signed by the log key over the report's own JSON text, which says the same.
+    let signed: custody::core::report::SignedReport =
+        serde_json::from_value(one["signed"].clone()).expect("signed report");
+    let cp = cli.ok(None, &["checkpoint"]);
+    let vkey =
+        custody::core::checkpoint::VerifierKey::parse(cp["verifier_key"].as_str().expect("vkey"))
+            .expect("vkey");
+    assert!(signed.verify(&vkey.key));
+    let mut unsigned = one.clone();
+    unsigned.as_object_mut().expect("object").remove("signed");
+    assert_eq!(
+        serde_json::from_str::<Value>(&signed.report).expect("json"),
+        unsigned
+    );
     assert_eq!(one["lists"][0]["name"], "ofac-sdn");
     assert!(one["checkpoint"]["size"].as_u64().is_some());
     // A subordinate of the listed Xinjiang bureau receives SN0002: sanctioned_pending.

@@ -877,6 +877,12 @@ fn operator_signed_list_import_and_screening_over_http() {
         r#"{"name": "新疆公安厅", "country": "CN"}"#,
     );
     assert_eq!(json(&b)["candidates"][0]["entry_id"], "29159", "{b}");
+    // Resolutions are signed by the log key.
+    let (_, _, b) = get(&s, "/v1/resolutions");
+    let r = json(&b);
+    let signed: custody::core::report::SignedReport =
+        serde_json::from_value(r["signed"].clone()).expect("signed");
+    assert!(signed.verify(&log_key().public));
     let (code, _, b) = post(&s, "/v1/screen", r#"{"party": "dist"}"#);
     assert_eq!(
         (code, json(&b)["status"].clone()),

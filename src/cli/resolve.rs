@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{emit, open_store, parse_unit, Cli, Format};
 use crate::core::receipt::CheckpointRef;
+use crate::core::report::SignedReport;
 use crate::resolve::{resolve, Options, Resolution, Verdict};
 use crate::screen::lists::{index_latest, SledLists, SnapshotRef};
 use crate::screen::matcher::Thresholds;
@@ -49,6 +50,9 @@ struct One {
     #[serde(flatten)]
     basis: Basis,
     resolution: Resolution,
+    /// This object without `signed`, as JSON text, signed by the log key (FORMAT.md §14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed: Option<SignedReport>,
 }
 
 #[derive(Serialize)]
@@ -58,6 +62,23 @@ struct All {
     units: u64,
     counts: std::collections::BTreeMap<&'static str, u64>,
     resolutions: Vec<Resolution>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed: Option<SignedReport>,
+}
+
+/// The log key, when this machine has it (the operator's): reports are signed with it.
+fn log_key(cli: &Cli) -> Option<crate::keys::KeyPair> {
+    crate::keys::KeyPair::load(&super::log_key_path(cli)).ok()
+}
+
+fn sign<T: Serialize>(cli: &Cli, v: &T) -> Result<Option<SignedReport>> {
+    match log_key(cli) {
+        None => Ok(None),
+        Some(k) => Ok(Some(SignedReport::sign(
+            &k.signing,
+            serde_json::to_string(v)?,
+        ))),
+    }
 }
 
 fn render(r: &Resolution) -> String {
@@ -107,14 +128,13 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             "unit {unit} is not registered"
         );
         let r = resolve(&store, &name, &ix, &unit, &o)?;
-        return emit(
-            cli.format,
-            &One {
-                basis,
-                resolution: r,
-            },
-            |x| render(&x.resolution),
-        );
+        let mut one = One {
+            basis,
+            resolution: r,
+            signed: None,
+        };
+        one.signed = sign(cli, &one)?;
+        return emit(cli.format, &one, |x| render(&x.resolution));
     }
     let mut out = Vec::new();
     let mut counts = std::collections::BTreeMap::new();
@@ -133,12 +153,14 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             }
         }
     }
-    let all = All {
+    let mut all = All {
         basis,
         units,
         counts,
         resolutions: out,
+        signed: None,
     };
+    all.signed = sign(cli, &all)?;
     match (cli.format, a.table) {
         (Format::Text, Table::Csv) => {
             println!("unit,verdict,rules");

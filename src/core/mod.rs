@@ -11,6 +11,7 @@ pub mod ids;
 pub mod merkle;
 pub mod proof;
 pub mod receipt;
+pub mod report;
 pub mod request;
 pub mod rules;
 pub mod shape;

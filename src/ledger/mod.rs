@@ -201,6 +201,12 @@ impl<S: Store> Ledger<S> {
         })
     }
 
+    /// Signs a report (JSON text) with the log key, under the report domain only.
+    #[must_use]
+    pub fn sign_report(&self, report: String) -> crate::core::report::SignedReport {
+        crate::core::report::SignedReport::sign(&self.key, report)
+    }
+
     /// The log's verifier key (C2SP vkey), as witnesses and auditors configure it.
     #[must_use]
     pub fn verifier_key(&self) -> &VerifierKey {

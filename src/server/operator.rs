@@ -238,10 +238,20 @@ pub async fn get_resolution(
         let guard = state.index()?;
         let (ix, used) = &*guard;
         let r = crate::resolve::resolve(store, state.ledger.name(), ix, &u, &resolve_options(&state))?;
-        Ok(serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "resolution": r}))
+        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "resolution": r}))
     })
     .await?;
     Ok(Json(out).into_response())
+}
+
+/// Adds `signed`: the report's JSON text signed by the log key (FORMAT.md §14).
+fn signed(state: &AppState, mut report: serde_json::Value) -> Result<serde_json::Value, Problem> {
+    let text =
+        serde_json::to_string(&report).map_err(|e| Problem::internal("encoding a report", &e))?;
+    let s = state.ledger.sign_report(text);
+    report["signed"] =
+        serde_json::to_value(s).map_err(|e| Problem::internal("encoding a report", &e))?;
+    Ok(report)
 }
 
 fn checkpoint_ref(
@@ -302,7 +312,7 @@ pub async fn get_resolutions(
                 }
             }
         }
-        Ok(serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "units": units, "counts": counts, "resolutions": out}))
+        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "units": units, "counts": counts, "resolutions": out}))
     })
     .await?;
     Ok(Json(out).into_response())
