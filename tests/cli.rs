@@ -903,3 +903,82 @@ fn resolve_one_unit_and_all_of_them() {
         .refused(None, &["resolve", "helix-genomics/SEQ-3500/NOPE"])
         .contains("not registered"));
 }
+
+#[test]
+fn a_verdict_changes_when_the_list_changes() {
+    let (cli, _) = Cli::populated();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sanctions");
+    let op = cli.key("operator");
+    cli.ok(
+        Some("urumqi-psb"),
+        &[
+            "party",
+            "enroll",
+            "--sponsor-key",
+            &op,
+            "--handle",
+            "xj-psb",
+            "--legal-name",
+            "Xinjiang Public Security Bureau",
+            "--country",
+            "CN",
+            "--role",
+            "end_user",
+        ],
+    );
+    cli.ok(
+        Some("helix-genomics"),
+        &[
+            "transfer",
+            "--to",
+            "xj-psb",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0002",
+            "--shipment",
+            "X",
+            "--destination",
+            "CN",
+        ],
+    );
+    // The 2019 list does not name the bureau; the 2021 list does.
+    cli.ok(
+        None,
+        &[
+            "lists",
+            "import",
+            &data.join("ofac-sdn-2019").display().to_string(),
+            "--source",
+            "ofac-sdn",
+        ],
+    );
+    let v1 = cli.ok(None, &["resolve", "helix-genomics/SEQ-3500/SN0002"]);
+    assert_eq!(v1["resolution"]["verdict"], "clear", "{v1:#}");
+    cli.ok(
+        None,
+        &[
+            "lists",
+            "import",
+            &data.join("ofac-sdn-2021").display().to_string(),
+            "--source",
+            "ofac-sdn",
+        ],
+    );
+    let changed = cli.ok(None, &["resolve", "--all", "--changed-since", "ofac-sdn:1"]);
+    assert_schema("resolve_all_output", &changed);
+    let c = changed["changes"].as_array().expect("changes");
+    assert_eq!(c.len(), 1, "{changed:#}");
+    assert_eq!(
+        (c[0]["before"].as_str(), c[0]["after"].as_str()),
+        (Some("clear"), Some("sanctioned_pending"))
+    );
+    assert_eq!(
+        changed["resolutions"][0]["findings"][0]["screening"][0]["candidate"]["entry_id"],
+        "29159"
+    );
+    assert!(cli
+        .refused(None, &["resolve", "--all", "--changed-since", "ofac-sdn"])
+        .contains("expected NAME:VERSION"));
+    assert!(cli
+        .refused(None, &["resolve", "--all", "--changed-since", "ofac-sdn:7"])
+        .contains("no version 7"));
+}

@@ -8,7 +8,7 @@ use super::{emit, open_store, parse_unit, Cli, Format};
 use crate::core::receipt::CheckpointRef;
 use crate::core::report::SignedReport;
 use crate::resolve::{resolve, Options, Resolution, Verdict};
-use crate::screen::lists::{index_latest, SledLists, SnapshotRef};
+use crate::screen::lists::{index_as_of, index_latest, SledLists, SnapshotRef};
 use crate::screen::matcher::Thresholds;
 use crate::store::Store;
 
@@ -32,6 +32,10 @@ pub struct ResolveArgs {
     /// With --all and text output: a CSV table instead of text.
     #[arg(long, value_enum, default_value_t = Table::Text)]
     pub table: Table,
+    /// With --all: only units whose verdict differs from what it was with list NAME at
+    /// VERSION (e.g. `ofac-sdn:1` after importing version 2), with both verdicts.
+    #[arg(long, value_name = "NAME:VERSION", requires = "all")]
+    pub changed_since: Option<String>,
     /// Days after which a pending transfer is a red flag.
     #[arg(long, default_value_t = 30)]
     pub stale_days: i64,
@@ -61,9 +65,19 @@ struct All {
     basis: Basis,
     units: u64,
     counts: std::collections::BTreeMap<&'static str, u64>,
+    /// With --changed-since: the units whose verdict changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    changes: Vec<Change>,
     resolutions: Vec<Resolution>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signed: Option<SignedReport>,
+}
+
+#[derive(Serialize)]
+struct Change {
+    unit: crate::core::unit::UnitId,
+    before: Verdict,
+    after: Verdict,
 }
 
 /// The log key, when this machine has it (the operator's): reports are signed with it.
@@ -136,6 +150,19 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         one.signed = sign(cli, &one)?;
         return emit(cli.format, &one, |x| render(&x.resolution));
     }
+    let before = match &a.changed_since {
+        None => None,
+        Some(spec) => {
+            let (n, v) = spec
+                .rsplit_once(':')
+                .and_then(|(n, v)| v.parse::<u32>().ok().map(|v| (n, v)))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--changed-since {spec:?}: expected NAME:VERSION")
+                })?;
+            Some(index_as_of(&lists, Some((n, v)))?.0)
+        }
+    };
+    let mut changes = Vec::new();
     let mut out = Vec::new();
     let mut counts = std::collections::BTreeMap::new();
     let mut units = 0u64;
@@ -148,7 +175,17 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             units += 1;
             let r = resolve(&store, &name, &ix, &rec.id, &o)?;
             *counts.entry(r.verdict.as_str()).or_insert(0) += 1;
-            if !a.flagged || r.verdict != Verdict::Clear {
+            if let Some(old) = &before {
+                let was = resolve(&store, &name, old, &rec.id, &o)?.verdict;
+                if was != r.verdict {
+                    changes.push(Change {
+                        unit: rec.id.clone(),
+                        before: was,
+                        after: r.verdict,
+                    });
+                    out.push(r);
+                }
+            } else if !a.flagged || r.verdict != Verdict::Clear {
                 out.push(r);
             }
         }
@@ -157,6 +194,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         basis,
         units,
         counts,
+        changes,
         resolutions: out,
         signed: None,
     };
@@ -180,6 +218,14 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            for c in &x.changes {
+                s.push_str(&format!(
+                    "\nchanged: {} {} → {}",
+                    c.unit,
+                    c.before.as_str(),
+                    c.after.as_str()
+                ));
+            }
             for r in &x.resolutions {
                 s.push('\n');
                 s.push_str(&render(r));

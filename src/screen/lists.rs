@@ -389,11 +389,29 @@ pub struct SnapshotRef {
 pub fn index_latest(
     store: &dyn ListStore,
 ) -> Result<(super::matcher::Index, Vec<SnapshotRef>), ListError> {
+    index_as_of(store, None)
+}
+
+/// The index over the latest version of every list, except `pin = (name, version)`, which
+/// is taken at that version (0: as if the list had never been imported).
+pub fn index_as_of(
+    store: &dyn ListStore,
+    pin: Option<(&str, u32)>,
+) -> Result<(super::matcher::Index, Vec<SnapshotRef>), ListError> {
     let mut snaps = Vec::new();
-    for (name, v) in store.names()? {
-        if let Some(s) = store.get(&name, v)? {
-            snaps.push(s);
+    for (name, latest) in store.names()? {
+        let v = match pin {
+            Some((n, v)) if n == name => v,
+            _ => latest,
+        };
+        if v == 0 {
+            continue;
         }
+        let s = store.get(&name, v)?.ok_or_else(|| ListError::NoVersion {
+            name: name.clone(),
+            version: v,
+        })?;
+        snaps.push(s);
     }
     let used = snaps
         .iter()
