@@ -33,6 +33,23 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, least severe first.
+    pub const ALL: [Self; 7] = [
+        Self::Clear,
+        Self::Review,
+        Self::Diverted,
+        Self::SanctionedHistory,
+        Self::SanctionedPending,
+        Self::SanctionedEnd,
+        Self::Broken,
+    ];
+
+    /// The verdict with this name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -370,4 +387,39 @@ pub fn resolve<S: Store>(
         verdict,
         findings,
     })
+}
+
+/// Every unit's resolution, with counts by verdict.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub units: u64,
+    pub counts: std::collections::BTreeMap<&'static str, u64>,
+    /// The resolutions `keep` accepted.
+    pub resolutions: Vec<Resolution>,
+}
+
+/// Resolves every unit, in id order, keeping those for which `keep` says so.
+pub fn resolve_all<S: Store>(
+    store: &S,
+    ledger: &LedgerName,
+    index: &Index,
+    o: &Options,
+    mut keep: impl FnMut(&Resolution) -> Result<bool, StoreError>,
+) -> Result<Summary, StoreError> {
+    let mut sum = Summary::default();
+    let mut after = None;
+    loop {
+        let page = store.units(after.as_ref(), 1000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for rec in &page {
+            sum.units += 1;
+            let r = resolve(store, ledger, index, &rec.id, o)?;
+            *sum.counts.entry(r.verdict.as_str()).or_insert(0) += 1;
+            if keep(&r)? {
+                sum.resolutions.push(r);
+            }
+        }
+    }
+    Ok(sum)
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{emit, open_store, parse_unit, Cli, Format};
 use crate::core::receipt::CheckpointRef;
 use crate::core::report::SignedReport;
-use crate::resolve::{resolve, Options, Resolution, Verdict};
+use crate::resolve::{resolve, resolve_all, Options, Resolution, Verdict};
 use crate::screen::lists::{index_as_of, index_latest, SledLists, SnapshotRef};
 use crate::screen::matcher::Thresholds;
 use crate::store::Store;
@@ -124,10 +124,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
     let (ix, used) = index_latest(&lists)?;
     let basis = Basis {
         ledger: name.to_string(),
-        checkpoint: store.latest_checkpoint()?.map(|c| CheckpointRef {
-            size: c.checkpoint.size,
-            root_hash: c.checkpoint.root,
-        }),
+        checkpoint: store.latest_checkpoint()?.map(|c| CheckpointRef::of(&c)),
         lists: used,
     };
     let o = Options {
@@ -163,39 +160,26 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         }
     };
     let mut changes = Vec::new();
-    let mut out = Vec::new();
-    let mut counts = std::collections::BTreeMap::new();
-    let mut units = 0u64;
-    let mut after = None;
-    loop {
-        let page = store.units(after.as_ref(), 1000)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        for rec in &page {
-            units += 1;
-            let r = resolve(&store, &name, &ix, &rec.id, &o)?;
-            *counts.entry(r.verdict.as_str()).or_insert(0) += 1;
-            if let Some(old) = &before {
-                let was = resolve(&store, &name, old, &rec.id, &o)?.verdict;
-                if was != r.verdict {
-                    changes.push(Change {
-                        unit: rec.id.clone(),
-                        before: was,
-                        after: r.verdict,
-                    });
-                    out.push(r);
-                }
-            } else if !a.flagged || r.verdict != Verdict::Clear {
-                out.push(r);
+    let sum = resolve_all(&store, &name, &ix, &o, |r| match &before {
+        Some(old) => {
+            let was = resolve(&store, &name, old, &r.unit, &o)?.verdict;
+            if was != r.verdict {
+                changes.push(Change {
+                    unit: r.unit.clone(),
+                    before: was,
+                    after: r.verdict,
+                });
             }
+            Ok(was != r.verdict)
         }
-    }
+        None => Ok(!a.flagged || r.verdict != Verdict::Clear),
+    })?;
     let mut all = All {
         basis,
-        units,
-        counts,
+        units: sum.units,
+        counts: sum.counts,
         changes,
-        resolutions: out,
+        resolutions: sum.resolutions,
         signed: None,
     };
     all.signed = sign(cli, &all)?;

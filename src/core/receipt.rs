@@ -24,6 +24,17 @@ pub struct CheckpointRef {
     pub root_hash: TreeHash,
 }
 
+impl CheckpointRef {
+    /// The reference to a signed checkpoint.
+    #[must_use]
+    pub fn of(c: &super::checkpoint::SignedCheckpoint) -> Self {
+        Self {
+            size: c.checkpoint.size,
+            root_hash: c.checkpoint.root,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptBody {

@@ -323,10 +323,7 @@ impl<S: Store> Writer<S> {
         let promise = now.saturating_add(
             i64::try_from(self.policy.checkpoint_interval.as_secs()).unwrap_or(i64::MAX) + 1,
         );
-        let cp_ref = cp.map(|c| CheckpointRef {
-            size: c.checkpoint.size,
-            root_hash: c.checkpoint.root,
-        });
+        let cp_ref = cp.map(CheckpointRef::of);
         for (reply, d) in waiting {
             let coverage = d.coverage.or(cp_ref).filter(|c| c.size > d.index.get());
             let body = ReceiptBody {
@@ -368,10 +365,7 @@ impl<S: Store> Writer<S> {
                     format!("hash index points at it for {hash} but it is missing"),
                 )
             })?;
-            let coverage = log::first_covering(&*self.store, index)?.map(|c| CheckpointRef {
-                size: c.checkpoint.size,
-                root_hash: c.checkpoint.root,
-            });
+            let coverage = log::first_covering(&*self.store, index)?.map(|c| CheckpointRef::of(&c));
             return Ok(Judged::Duplicate(Dup {
                 index,
                 hash,

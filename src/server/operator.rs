@@ -259,10 +259,7 @@ fn checkpoint_ref(
 ) -> Result<Option<crate::core::receipt::CheckpointRef>, Problem> {
     Ok(store
         .latest_checkpoint()?
-        .map(|c| crate::core::receipt::CheckpointRef {
-            size: c.checkpoint.size,
-            root_hash: c.checkpoint.root,
-        }))
+        .map(|c| crate::core::receipt::CheckpointRef::of(&c)))
 }
 
 #[derive(Deserialize)]
@@ -275,44 +272,28 @@ pub async fn get_resolutions(
     State(state): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<ResolutionsQuery>,
 ) -> Result<Response, Problem> {
-    const VERDICTS: [&str; 7] = [
-        "clear",
-        "review",
-        "diverted",
-        "sanctioned_history",
-        "sanctioned_pending",
-        "sanctioned_end",
-        "broken",
-    ];
-    if let Some(v) = q.verdict.as_deref().filter(|v| !VERDICTS.contains(v)) {
-        return Err(bad(
-            "bad_query",
-            format!("verdict {v:?}: expected one of {}", VERDICTS.join(", ")),
-        ));
-    }
+    let wanted = match q.verdict.as_deref() {
+        None => None,
+        Some(v) => Some(crate::resolve::Verdict::parse(v).ok_or_else(|| {
+            let all: Vec<&str> = crate::resolve::Verdict::ALL
+                .iter()
+                .map(|v| v.as_str())
+                .collect();
+            bad(
+                "bad_query",
+                format!("verdict {v:?}: expected one of {}", all.join(", ")),
+            )
+        })?),
+    };
     let out = super::api::blocking(move || {
         let store = state.ledger.store();
         let guard = state.index()?;
         let (ix, used) = &*guard;
         let o = resolve_options(&state);
-        let mut out = Vec::new();
-        let mut counts = std::collections::BTreeMap::new();
-        let mut units = 0u64;
-        let mut after = None;
-        loop {
-            let page = store.units(after.as_ref(), 1000)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            for rec in &page {
-                units += 1;
-                let r = crate::resolve::resolve(store, state.ledger.name(), ix, &rec.id, &o)?;
-                *counts.entry(r.verdict.as_str()).or_insert(0u64) += 1;
-                if q.verdict.as_deref().is_none_or(|v| v == r.verdict.as_str()) {
-                    out.push(r);
-                }
-            }
-        }
-        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "units": units, "counts": counts, "resolutions": out}))
+        let sum = crate::resolve::resolve_all(store, state.ledger.name(), ix, &o, |r| {
+            Ok(wanted.is_none_or(|v| v == r.verdict))
+        })?;
+        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "units": sum.units, "counts": sum.counts, "resolutions": sum.resolutions}))
     })
     .await?;
     Ok(Json(out).into_response())
