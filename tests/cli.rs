@@ -953,7 +953,8 @@ fn a_verdict_changes_when_the_list_changes() {
     );
     let v1 = cli.ok(None, &["resolve", "helix-genomics/SEQ-3500/SN0002"]);
     assert_eq!(v1["resolution"]["verdict"], "clear", "{v1:#}");
-    cli.ok(
+    // The import itself reports the verdict it changes.
+    let imported = cli.ok(
         None,
         &[
             "lists",
@@ -963,18 +964,27 @@ fn a_verdict_changes_when_the_list_changes() {
             "ofac-sdn",
         ],
     );
+    assert_schema("lists_import_output", &imported);
+    let xj = cli.ok(None, &["party", "show", "xj-psb"]);
+    let check = |report: &serde_json::Value| {
+        let c = report["changes"].as_array().expect("changes");
+        assert_eq!(c.len(), 1, "{report:#}");
+        assert_eq!(
+            (c[0]["before"].as_str(), c[0]["after"].as_str()),
+            (Some("clear"), Some("sanctioned_pending"))
+        );
+        assert_eq!(c[0]["because_of"][0], xj["id"], "{report:#}");
+        assert_eq!(
+            c[0]["resolution"]["findings"][0]["screening"][0]["candidate"]["entry_id"],
+            "29159"
+        );
+        // Only the bureau's screening changed, so only its unit was re-resolved.
+        assert_eq!(report["units_touched"], 1, "{report:#}");
+    };
+    check(&imported["verdict_changes"]);
     let changed = cli.ok(None, &["resolve", "--all", "--changed-since", "ofac-sdn:1"]);
-    assert_schema("resolve_all_output", &changed);
-    let c = changed["changes"].as_array().expect("changes");
-    assert_eq!(c.len(), 1, "{changed:#}");
-    assert_eq!(
-        (c[0]["before"].as_str(), c[0]["after"].as_str()),
-        (Some("clear"), Some("sanctioned_pending"))
-    );
-    assert_eq!(
-        changed["resolutions"][0]["findings"][0]["screening"][0]["candidate"]["entry_id"],
-        "29159"
-    );
+    assert_schema("resolve_changes_output", &changed);
+    check(&changed);
     assert!(cli
         .refused(None, &["resolve", "--all", "--changed-since", "ofac-sdn"])
         .contains("expected NAME:VERSION"));

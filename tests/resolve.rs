@@ -6,7 +6,8 @@ use common::*;
 use custody::core::event::EndUse;
 use custody::core::unit::UnitId;
 use custody::core::values::{CountryCode, Timestamp};
-use custody::resolve::{resolve, Options, Resolution, Verdict};
+use custody::resolve::change::changed;
+use custody::resolve::{baseline, resolve, resolve_all, DwellRule, Options, Resolution, Verdict};
 use custody::screen::entry::SourceKind;
 use custody::screen::import::{self, Input};
 use custody::screen::matcher::{Index, Thresholds};
@@ -34,6 +35,7 @@ fn opts(now: Timestamp) -> Options {
         thresholds: Thresholds::default(),
         stale_pending_days: 30,
         now,
+        dwell: DwellRule::default(),
     }
 }
 
@@ -48,7 +50,13 @@ fn eu(country: &str) -> EndUse {
 }
 
 fn run(w: &World<MemoryStore>, ix: &Index, u: &UnitId) -> Resolution {
-    resolve(w.ledger.store(), &ledger_name(), ix, u, &opts(w.now())).expect("resolve")
+    run_at(w, ix, u, w.now())
+}
+
+fn run_at(w: &World<MemoryStore>, ix: &Index, u: &UnitId, now: Timestamp) -> Resolution {
+    let store = w.ledger.store();
+    let peers = baseline(store, &ledger_name(), DwellRule::default()).expect("baseline");
+    resolve(store, &ledger_name(), ix, u, &opts(now), &peers).expect("resolve")
 }
 
 fn rules(r: &Resolution) -> Vec<&'static str> {
@@ -110,14 +118,7 @@ fn sanctioned_pending_and_a_stale_transfer() {
     let r = run(&w, &ix, &u);
     assert_eq!(r.verdict, Verdict::SanctionedPending);
     assert!(rules(&r).contains(&"restricted_recipient"));
-    let later = resolve(
-        w.ledger.store(),
-        &ledger_name(),
-        &ix,
-        &u,
-        &opts(w.now().saturating_add(40 * 86_400)),
-    )
-    .expect("resolve");
+    let later = run_at(&w, &ix, &u, w.now().saturating_add(40 * 86_400));
     assert!(
         rules(&later).contains(&"stale_pending"),
         "{:?}",
@@ -228,4 +229,146 @@ fn the_store_is_only_read() {
     let before = w.ledger.store().len().expect("len");
     let _ = run(&w, &index("2023-01-01"), &u);
     assert_eq!(w.ledger.store().len().expect("len"), before);
+}
+
+#[test]
+fn a_holder_sitting_far_longer_than_its_peers_is_flagged() {
+    let w = World::new(MemoryStore::new());
+    // Five units pass through the distributor within a day: the peers' baseline.
+    for _ in 0..5 {
+        moved(&w, 2);
+    }
+    let ix = index("2023-01-01");
+    let quick = moved(&w, 1);
+    let slow = moved(&w, 1);
+    w.tick(100 * 86_400);
+    // Both now sit at the distributor for 100 days: flagged, with the baseline in the detail.
+    let r = run(&w, &ix, &slow);
+    assert_eq!(r.verdict, Verdict::Review, "{:#?}", r.findings);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "long_dwell")
+        .expect("long_dwell");
+    assert_eq!(f.party, Some(w.dist.party_id()));
+    assert!(f.detail.contains("median is 0 days over 5"), "{}", f.detail);
+    // Handed on after 100 days: the completed stay is flagged too, and the 10-day stay of
+    // a unit the distributor passed on quickly is not.
+    let c = w.client();
+    let t = c
+        .transfer(
+            &w.dist,
+            &w.sub.party_id(),
+            std::slice::from_ref(&slow),
+            text("S"),
+            cn(),
+        )
+        .expect("transfer");
+    c.accept(&w.sub, &t.hash, &[], Some(eu("CN")))
+        .expect("accept");
+    assert!(rules(&run(&w, &ix, &slow)).contains(&"long_dwell"));
+    let r = run_at(&w, &ix, &quick, w.now());
+    assert!(
+        rules(&r).contains(&"long_dwell"),
+        "the quick unit now sits 100 days too"
+    );
+    // The end user holding a unit for ever is not a dwell: it is where units end.
+    let end = moved(&w, 3);
+    w.tick(400 * 86_400);
+    let r = run(&w, &ix, &end);
+    assert!(!rules(&r).contains(&"long_dwell"), "{:?}", rules(&r));
+}
+
+#[test]
+fn too_few_peers_means_no_dwell_flag() {
+    let w = World::new(MemoryStore::new());
+    moved(&w, 2);
+    let u = moved(&w, 1);
+    w.tick(1000 * 86_400);
+    let r = run(&w, &index("2023-01-01"), &u);
+    assert!(!rules(&r).contains(&"long_dwell"), "{:?}", rules(&r));
+}
+
+/// A ledger with units in several verdicts.
+fn mixed(w: &World<MemoryStore>) -> Vec<UnitId> {
+    let mut units = vec![moved(w, 1), moved(w, 2), moved(w, 3)];
+    let u = moved(w, 1);
+    w.client()
+        .observe(
+            &w.svc,
+            &w.sub.party_id(),
+            std::slice::from_ref(&u),
+            None,
+            None,
+        )
+        .expect("observe");
+    units.push(u);
+    units.extend(w.register(3));
+    units
+}
+
+#[test]
+fn resolving_all_in_one_pass_agrees_with_one_by_one() {
+    let w = World::new(MemoryStore::new());
+    let units = mixed(&w);
+    let ix = index("2023-01-01");
+    let store = w.ledger.store();
+    let sum = resolve_all(
+        store,
+        &ledger_name(),
+        &ix,
+        &opts(w.now()),
+        &|_, _, _| {},
+        |_| Ok(true),
+    )
+    .expect("resolve_all");
+    assert_eq!(sum.units, units.len() as u64);
+    let mut verdicts = std::collections::BTreeSet::new();
+    for r in &sum.resolutions {
+        let one = run(&w, &ix, &r.unit);
+        assert_eq!(
+            serde_json::to_value(r).expect("json"),
+            serde_json::to_value(&one).expect("json"),
+            "unit {}",
+            r.unit
+        );
+        verdicts.insert(r.verdict);
+    }
+    assert!(
+        verdicts.len() >= 3,
+        "the fixture covers several verdicts: {verdicts:?}"
+    );
+    assert_eq!(sum.counts.values().sum::<u64>(), units.len() as u64);
+}
+
+#[test]
+fn a_list_update_re_resolves_only_the_units_of_changed_parties() {
+    let w = World::new(MemoryStore::new());
+    let units = mixed(&w);
+    let store = w.ledger.store();
+    let empty = Index::build(std::iter::empty::<(
+        &str,
+        &[custody::screen::entry::ListEntry],
+    )>());
+    let ix = index("2023-01-01");
+    let peers = baseline(store, &ledger_name(), DwellRule::default()).expect("baseline");
+    let c = changed(store, &ledger_name(), &empty, &ix, &opts(w.now()), &peers).expect("changed");
+    // Only the end user "User Bureau" is listed: only the units it is involved with are touched.
+    assert_eq!(c.parties_changed.len(), 1, "{:?}", c.parties_changed);
+    assert_eq!(c.parties_changed[0].party, w.user.party_id());
+    let involved = store
+        .involved(&w.user.party_id(), None, 100)
+        .expect("involved");
+    assert_eq!(c.units_touched, involved.len() as u64);
+    assert!(c.units_touched < units.len() as u64);
+    assert_eq!(c.changes.len(), 1);
+    let ch = &c.changes[0];
+    assert_eq!(
+        (ch.before, ch.after),
+        (Verdict::Clear, Verdict::SanctionedEnd)
+    );
+    assert_eq!(ch.because_of, vec![w.user.party_id()]);
+    // The same lists on both sides change nothing and touch nothing.
+    let none = changed(store, &ledger_name(), &ix, &ix, &opts(w.now()), &peers).expect("changed");
+    assert_eq!((none.units_touched, none.changes.len()), (0, 0));
 }

@@ -81,6 +81,12 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
         }
         let first = s.holdings(&p.id, None, 1).expect("holdings");
         out += &format!("{:?}\n", s.holdings(&p.id, first.first(), 100));
+        let involved = s.involved(&p.id, None, 100).expect("involved");
+        let first = s.involved(&p.id, None, 1).expect("involved");
+        out += &format!(
+            "{involved:?}\n{:?}\n",
+            s.involved(&p.id, first.first(), 100)
+        );
     }
     for u in units {
         out += &format!("{:?} {:?}\n", s.unit(u), s.chain(u));

@@ -64,7 +64,7 @@ pub(crate) fn fail(
 }
 
 /// Decodes, canonical-checks and signature-checks one stored entry.
-fn check_entry(name: &LedgerName, e: &LogEntry) -> Result<VerifiedEvent, Failure> {
+pub(crate) fn check_entry(name: &LedgerName, e: &LogEntry) -> Result<VerifiedEvent, Failure> {
     let i = Some(e.index.get());
     let stored_hash = Some(e.hash.to_string());
     let signed =
@@ -263,6 +263,15 @@ fn compare<S: Store>(
             );
         }
     }
+    for (p, units) in &state.involved {
+        let stored = store.involved(p, None, usize::MAX)?;
+        if !stored.iter().eq(units.iter()) {
+            return idx(
+                "index",
+                format!("involvement index of party {p} differs from the replay"),
+            );
+        }
+    }
     let expected = Counts {
         events: total,
         parties: state.parties.len() as u64,
@@ -270,6 +279,7 @@ fn compare<S: Store>(
         handles: state.handles.len() as u64,
         keys: state.keys.len() as u64,
         holdings: state.holdings.values().map(|s| s.len() as u64).sum(),
+        involved: state.involved.values().map(|s| s.len() as u64).sum(),
         chain_links: state.chains.values().map(|c| c.len() as u64).sum(),
         hashes: total,
         nodes,

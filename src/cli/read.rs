@@ -171,20 +171,25 @@ pub fn unit(cli: &Cli, a: &UnitArgs) -> Result<()> {
     })
 }
 
-pub fn verify(cli: &Cli) -> Result<bool> {
-    let store = open_store(&cli.data)?;
-    let total = store.len()?;
+/// A progress bar on standard error for text output (hidden for JSON).
+pub(crate) fn progress_bar(cli: &Cli, what: &str) -> ProgressBar {
     let bar = if cli.format == Format::Text {
-        ProgressBar::new(total)
+        ProgressBar::new(0)
     } else {
         ProgressBar::hidden()
     };
+    bar.set_message(what.to_owned());
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} verifying {pos}/{len} events [{bar:30}] {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} {msg} {pos}/{len} [{bar:30}] {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    bar
+}
+
+pub fn verify(cli: &Cli) -> Result<bool> {
+    let store = open_store(&cli.data)?;
+    let bar = progress_bar(cli, "verifying events");
+    bar.set_length(store.len()?);
     let report = crate::audit::verify_ledger(&store, |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
     emit(cli.format, &report, |r| {

@@ -5,12 +5,16 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::{emit, open_store, parse_unit, Cli, Format};
+use crate::core::ids::LedgerName;
 use crate::core::receipt::CheckpointRef;
 use crate::core::report::SignedReport;
-use crate::resolve::{resolve, resolve_all, Options, Resolution, Verdict};
-use crate::screen::lists::{index_as_of, index_latest, SledLists, SnapshotRef};
+use crate::resolve::change::{changed, Changes};
+use crate::resolve::{
+    baseline, resolve, resolve_all, DwellRule, Options, Peers, Resolution, Verdict,
+};
+use crate::screen::lists::{index_as_of, index_latest, ListStore as _, SledLists, SnapshotRef};
 use crate::screen::matcher::Thresholds;
-use crate::store::Store;
+use crate::store::{SledStore, Store};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Table {
@@ -39,6 +43,69 @@ pub struct ResolveArgs {
     /// Days after which a pending transfer is a red flag.
     #[arg(long, default_value_t = 30)]
     pub stale_days: i64,
+    /// A stay is flagged `long_dwell` beyond this many times the peers' median...
+    #[arg(long, default_value_t = DwellRule::default().factor)]
+    pub dwell_factor: u32,
+    /// ...and beyond this many days.
+    #[arg(long, default_value_t = DwellRule::default().min_days)]
+    pub dwell_min_days: u32,
+}
+
+/// The options `resolve` uses without flags (also for the report at `lists import`).
+pub(crate) fn default_options() -> Options {
+    Options {
+        thresholds: Thresholds::default(),
+        stale_pending_days: 30,
+        now: (crate::ledger::system_clock())(),
+        dwell: DwellRule::default(),
+    }
+}
+
+impl ResolveArgs {
+    fn options(&self) -> Options {
+        Options {
+            thresholds: Thresholds::default(),
+            stale_pending_days: self.stale_days,
+            now: (crate::ledger::system_clock())(),
+            dwell: DwellRule {
+                factor: self.dwell_factor,
+                min_days: self.dwell_min_days,
+                ..DwellRule::default()
+            },
+        }
+    }
+}
+
+/// The dwell baseline, cached in the data directory for the log size and rule it was
+/// computed at (computing it reads the whole log).
+pub(crate) fn peers(store: &SledStore, name: &LedgerName, rule: DwellRule) -> Result<Peers> {
+    #[derive(Serialize, serde::Deserialize)]
+    struct Cached {
+        size: u64,
+        rule: DwellRule,
+        peers: Peers,
+    }
+    let tree = store.db().open_tree("resolver")?;
+    let size = store.len()?;
+    if let Some(v) = tree.get(b"peers")? {
+        if let Ok(c) = serde_json::from_slice::<Cached>(&v) {
+            if c.size == size && c.rule == rule {
+                return Ok(c.peers);
+            }
+        }
+    }
+    let peers = baseline(store, name, rule)?;
+    save_peers(store, size, rule, peers)?;
+    Ok(peers)
+}
+
+fn save_peers(store: &SledStore, size: u64, rule: DwellRule, peers: Peers) -> Result<()> {
+    let v = serde_json::json!({"size": size, "rule": rule, "peers": peers});
+    store
+        .db()
+        .open_tree("resolver")?
+        .insert(b"peers", serde_json::to_vec(&v)?)?;
+    Ok(())
 }
 
 /// What a resolution was computed against, so the same inputs give the same report.
@@ -47,6 +114,8 @@ struct Basis {
     ledger: String,
     checkpoint: Option<CheckpointRef>,
     lists: Vec<SnapshotRef>,
+    /// The dwell baseline the `long_dwell` flag was judged against.
+    peers: Peers,
 }
 
 #[derive(Serialize)]
@@ -65,19 +134,82 @@ struct All {
     basis: Basis,
     units: u64,
     counts: std::collections::BTreeMap<&'static str, u64>,
-    /// With --changed-since: the units whose verdict changed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    changes: Vec<Change>,
     resolutions: Vec<Resolution>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signed: Option<SignedReport>,
 }
 
 #[derive(Serialize)]
-struct Change {
-    unit: crate::core::unit::UnitId,
-    before: Verdict,
-    after: Verdict,
+struct Changed {
+    #[serde(flatten)]
+    basis: Basis,
+    /// The list version compared with (the latest is the other side).
+    since: SnapshotPin,
+    #[serde(flatten)]
+    changes: Changes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed: Option<SignedReport>,
+}
+
+#[derive(Serialize)]
+struct SnapshotPin {
+    name: String,
+    version: u32,
+}
+
+/// Text for a change report (also printed by `lists import`).
+pub(crate) fn render_changes(c: &Changes) -> String {
+    let mut s = format!(
+        "{} parties screened before and after: {} changed; {} units re-resolved, {} changed verdict",
+        c.parties_screened,
+        c.parties_changed.len(),
+        c.units_touched,
+        c.changes.len()
+    );
+    for p in &c.parties_changed {
+        s.push_str(&format!(
+            "
+  party {} ({}): {:?} → {:?}",
+            p.name, p.party, p.before, p.after
+        ));
+    }
+    for ch in &c.changes {
+        s.push_str(&format!(
+            "
+  unit {}: {} → {} because of {}",
+            ch.unit,
+            ch.before.as_str(),
+            ch.after.as_str(),
+            ch.because_of
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if let Some(f) = ch.resolution.findings.first() {
+            s.push_str(&format!(
+                "
+    {}: {}",
+                f.rule, f.detail
+            ));
+        }
+    }
+    s
+}
+
+/// The change report between list `name` at version `since` and the latest lists.
+pub(crate) fn changes_since(
+    store: &SledStore,
+    lists: &SledLists,
+    name: &LedgerName,
+    o: &Options,
+    list: &str,
+    since: u32,
+) -> Result<Changes> {
+    let (new, _) = index_latest(lists)?;
+    let (old, _) = index_as_of(lists, Some((list, since)))?;
+    let peers = peers(store, name, o.dwell)?;
+    Ok(changed(store, name, &old, &new, o, &peers)?)
 }
 
 /// The log key, when this machine has it (the operator's): reports are signed with it.
@@ -122,15 +254,12 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
     let name = super::read::ledger_name(&store)?;
     let lists = SledLists::open(store.db())?;
     let (ix, used) = index_latest(&lists)?;
-    let basis = Basis {
+    let o = a.options();
+    let mut basis = Basis {
         ledger: name.to_string(),
         checkpoint: store.latest_checkpoint()?.map(|c| CheckpointRef::of(&c)),
         lists: used,
-    };
-    let o = Options {
-        thresholds: Thresholds::default(),
-        stale_pending_days: a.stale_days,
-        now: (crate::ledger::system_clock())(),
+        peers: Peers::of(vec![], o.dwell),
     };
     if let Some(u) = &a.unit {
         let unit = parse_unit(&store, u)?;
@@ -138,7 +267,8 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             store.unit(&unit)?.is_some(),
             "unit {unit} is not registered"
         );
-        let r = resolve(&store, &name, &ix, &unit, &o)?;
+        basis.peers = peers(&store, &name, o.dwell)?;
+        let r = resolve(&store, &name, &ix, &unit, &o, &basis.peers)?;
         let mut one = One {
             basis,
             resolution: r,
@@ -147,38 +277,51 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         one.signed = sign(cli, &one)?;
         return emit(cli.format, &one, |x| render(&x.resolution));
     }
-    let before = match &a.changed_since {
-        None => None,
-        Some(spec) => {
-            let (n, v) = spec
-                .rsplit_once(':')
-                .and_then(|(n, v)| v.parse::<u32>().ok().map(|v| (n, v)))
-                .ok_or_else(|| {
-                    anyhow::anyhow!("--changed-since {spec:?}: expected NAME:VERSION")
-                })?;
-            Some(index_as_of(&lists, Some((n, v)))?.0)
-        }
-    };
-    let mut changes = Vec::new();
-    let sum = resolve_all(&store, &name, &ix, &o, |r| match &before {
-        Some(old) => {
-            let was = resolve(&store, &name, old, &r.unit, &o)?.verdict;
-            if was != r.verdict {
-                changes.push(Change {
-                    unit: r.unit.clone(),
-                    before: was,
-                    after: r.verdict,
-                });
-            }
-            Ok(was != r.verdict)
-        }
-        None => Ok(!a.flagged || r.verdict != Verdict::Clear),
-    })?;
+    if let Some(spec) = &a.changed_since {
+        let (n, v) = spec
+            .rsplit_once(':')
+            .and_then(|(n, v)| v.parse::<u32>().ok().map(|v| (n, v)))
+            .ok_or_else(|| anyhow::anyhow!("--changed-since {spec:?}: expected NAME:VERSION"))?;
+        anyhow::ensure!(
+            lists.latest(n)?.is_some(),
+            "--changed-since {spec:?}: no list named {n:?} is imported"
+        );
+        basis.peers = peers(&store, &name, o.dwell)?;
+        let changes = changes_since(&store, &lists, &name, &o, n, v)?;
+        let mut out = Changed {
+            basis,
+            since: SnapshotPin {
+                name: n.to_owned(),
+                version: v,
+            },
+            changes,
+            signed: None,
+        };
+        out.signed = sign(cli, &out)?;
+        return emit(cli.format, &out, |x| render_changes(&x.changes));
+    }
+    let bar = super::read::progress_bar(cli, "resolving");
+    let sum = resolve_all(
+        &store,
+        &name,
+        &ix,
+        &o,
+        &|stage, done, total| {
+            bar.set_message(stage.to_owned());
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+        |r| Ok(!a.flagged || r.verdict != Verdict::Clear),
+    )?;
+    bar.finish_and_clear();
+    if let Some(p) = sum.peers {
+        save_peers(&store, store.len()?, o.dwell, p)?;
+        basis.peers = p;
+    }
     let mut all = All {
         basis,
         units: sum.units,
         counts: sum.counts,
-        changes,
         resolutions: sum.resolutions,
         signed: None,
     };
@@ -202,14 +345,6 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            for c in &x.changes {
-                s.push_str(&format!(
-                    "\nchanged: {} {} → {}",
-                    c.unit,
-                    c.before.as_str(),
-                    c.after.as_str()
-                ));
-            }
             for r in &x.resolutions {
                 s.push('\n');
                 s.push_str(&render(r));

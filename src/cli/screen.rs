@@ -12,7 +12,7 @@ use crate::screen::entry::{Date, SourceKind};
 use crate::screen::hierarchy::{Finding, PartyScreening, Screener};
 use crate::screen::lists::{self, ListStore, SledLists};
 use crate::screen::matcher::{Candidate, Query, Thresholds};
-use crate::store::SledStore;
+use crate::store::{SledStore, Store as _};
 
 /// Problem rows listed in text output (JSON lists all).
 const SHOWN: usize = 10;
@@ -87,6 +87,14 @@ fn store(cli: &Cli) -> Result<(SledStore, SledLists)> {
 }
 
 #[derive(Serialize)]
+struct ImportOut {
+    #[serde(flatten)]
+    outcome: lists::Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict_changes: Option<crate::resolve::change::Changes>,
+}
+
+#[derive(Serialize)]
 struct ListInfo {
     name: String,
     kind: SourceKind,
@@ -98,13 +106,33 @@ struct ListInfo {
 }
 
 pub fn run(cli: &Cli, cmd: &ListsCommand) -> Result<()> {
-    let (_s, l) = store(cli)?;
+    let (ledger, l) = store(cli)?;
     match cmd {
         ListsCommand::Import(a) => {
             let files = lists::inputs(a.source, &a.file)?;
             let now = (crate::ledger::system_clock())().to_string();
             let o = lists::import_into(&l, a.source, a.name.as_deref(), &files, &now)?;
-            emit(cli.format, &o, |o| {
+            // With a ledger here, say which verdicts the new version changes.
+            let verdict_changes = match ledger.meta()? {
+                Some(meta) if !o.unchanged => {
+                    let opts = super::resolve::default_options();
+                    Some(super::resolve::changes_since(
+                        &ledger,
+                        &l,
+                        &meta.name,
+                        &opts,
+                        &o.name,
+                        o.version - 1,
+                    )?)
+                }
+                _ => None,
+            };
+            let out = ImportOut {
+                outcome: o,
+                verdict_changes,
+            };
+            emit(cli.format, &out, |x| {
+                let o = &x.outcome;
                 let mut s = if o.unchanged {
                     format!(
                         "{} v{} unchanged (same files, {} entries)",
@@ -134,6 +162,10 @@ pub fn run(cli: &Cli, cmd: &ListsCommand) -> Result<()> {
                         "\n  … and {} more rows not imported (--format json lists them all)",
                         o.problems.len() - SHOWN
                     ));
+                }
+                if let Some(c) = &x.verdict_changes {
+                    s.push_str("\nverdicts: ");
+                    s.push_str(&super::resolve::render_changes(c));
                 }
                 s
             })

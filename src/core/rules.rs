@@ -262,6 +262,10 @@ pub fn apply(state: &impl StateRead, ev: &VerifiedEvent, ctx: Context) -> Result
                     unit: u.clone(),
                     seq: 0,
                 });
+                d.index.push(IndexOp::Involved {
+                    party: m.id.clone(),
+                    unit: u.clone(),
+                });
             }
             d
         }
@@ -291,13 +295,18 @@ pub fn apply(state: &impl StateRead, ev: &VerifiedEvent, ctx: Context) -> Result
                     to: to.id.clone(),
                     since: at,
                 });
-                Ok((nu, vec![]))
+                let involved = IndexOp::Involved {
+                    party: to.id.clone(),
+                    unit: u.id.clone(),
+                };
+                Ok((nu, vec![involved]))
             })?
         }
         Body::Accept(b) => {
             let by = r.party(&b.by, "by")?;
             sigs.require(by, "recipient")?;
-            if let Some(p) = b.end_use.as_ref().and_then(|e| e.end_user_party.as_ref()) {
+            let end_user = b.end_use.as_ref().and_then(|e| e.end_user_party.as_ref());
+            if let Some(p) = end_user {
                 r.party(p, "end_use.end_user_party")?;
             }
             r.each_unit(&b.units, |u| {
@@ -305,7 +314,7 @@ pub fn apply(state: &impl StateRead, ev: &VerifiedEvent, ctx: Context) -> Result
                 let mut nu = r.advance_unit(u);
                 nu.pending = None;
                 nu.holder = by.id.clone();
-                let moves = vec![
+                let mut moves = vec![
                     IndexOp::Holding {
                         party: pending.from.clone(),
                         unit: u.id.clone(),
@@ -317,6 +326,10 @@ pub fn apply(state: &impl StateRead, ev: &VerifiedEvent, ctx: Context) -> Result
                         held: true,
                     },
                 ];
+                moves.extend(end_user.map(|p| IndexOp::Involved {
+                    party: p.clone(),
+                    unit: u.id.clone(),
+                }));
                 Ok((nu, moves))
             })?
         }

@@ -115,6 +115,10 @@ pub enum IndexOp {
     },
     /// The event is position `seq` (from 0) of the unit's chain.
     ChainLink { unit: UnitId, seq: u32 },
+    /// The party is, or was, part of the unit's custody in a way screening judges: its
+    /// manufacturer, a recipient of a transfer, or a declared end user. Never removed:
+    /// the resolver finds through it every unit a party's listing can change.
+    Involved { party: PartyId, unit: UnitId },
 }
 
 /// Everything one accepted event changes besides the log itself.
@@ -155,6 +159,7 @@ pub struct MemState {
     pub keys: HashMap<PublicKey, PartyId>,
     pub units: HashMap<UnitId, UnitRecord>,
     pub holdings: HashMap<PartyId, std::collections::BTreeSet<UnitId>>,
+    pub involved: HashMap<PartyId, std::collections::BTreeSet<UnitId>>,
     pub chains: HashMap<UnitId, Vec<LogIndex>>,
 }
 
@@ -223,6 +228,12 @@ impl MemState {
                     if let Some(s) = self.holdings.get_mut(party) {
                         s.remove(unit);
                     }
+                }
+                IndexOp::Involved { party, unit } => {
+                    self.involved
+                        .entry(party.clone())
+                        .or_default()
+                        .insert(unit.clone());
                 }
                 IndexOp::ChainLink { unit, seq } => {
                     let chain = self.chains.entry(unit.clone()).or_default();

@@ -41,7 +41,7 @@ impl Overlay {
                 IndexOp::Key { key, party } => {
                     self.keys.insert(*key, party.clone());
                 }
-                IndexOp::Holding { .. } | IndexOp::ChainLink { .. } => {}
+                IndexOp::Holding { .. } | IndexOp::ChainLink { .. } | IndexOp::Involved { .. } => {}
             }
         }
     }

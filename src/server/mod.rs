@@ -52,6 +52,8 @@ pub struct AppState {
     nonces: Arc<operator::Nonces>,
     lists: Arc<SledLists>,
     index: Arc<RwLock<Option<Screening>>>,
+    /// The dwell baseline with the log size and time it was computed at.
+    peers: Arc<std::sync::Mutex<Option<(u64, i64, crate::resolve::Peers)>>>,
 }
 
 impl AppState {
@@ -71,6 +73,23 @@ impl AppState {
         );
         *self.index.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&built));
         Ok(built)
+    }
+
+    /// The dwell baseline. It reads the whole log, so it is recomputed only when the log
+    /// has grown and the cached one is more than a minute old.
+    fn peers(&self, rule: crate::resolve::DwellRule) -> Result<crate::resolve::Peers, Problem> {
+        let store = self.ledger.store();
+        let size = store.len()?;
+        let now = (self.clock)().unix();
+        let mut cached = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((s, at, p)) = *cached {
+            if s == size || now - at < 60 {
+                return Ok(p);
+            }
+        }
+        let p = crate::resolve::baseline(store, self.ledger.name(), rule)?;
+        *cached = Some((size, now, p));
+        Ok(p)
     }
 
     fn invalidate_index(&self) {
@@ -216,6 +235,7 @@ pub async fn serve(
         nonces: Arc::default(),
         lists: Arc::new(lists),
         index: Arc::default(),
+        peers: Arc::default(),
     };
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, ledger = %state.ledger.name(), "custody serving");

@@ -221,6 +221,7 @@ fn resolve_options(state: &AppState) -> crate::resolve::Options {
         thresholds: Thresholds::default(),
         stale_pending_days: 30,
         now: (state.clock)(),
+        dwell: crate::resolve::DwellRule::default(),
     }
 }
 
@@ -237,8 +238,10 @@ pub async fn get_resolution(
         }
         let guard = state.index()?;
         let (ix, used) = &*guard;
-        let r = crate::resolve::resolve(store, state.ledger.name(), ix, &u, &resolve_options(&state))?;
-        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "resolution": r}))
+        let o = resolve_options(&state);
+        let peers = state.peers(o.dwell)?;
+        let r = crate::resolve::resolve(store, state.ledger.name(), ix, &u, &o, &peers)?;
+        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": peers, "resolution": r}))
     })
     .await?;
     Ok(Json(out).into_response())
@@ -290,10 +293,10 @@ pub async fn get_resolutions(
         let guard = state.index()?;
         let (ix, used) = &*guard;
         let o = resolve_options(&state);
-        let sum = crate::resolve::resolve_all(store, state.ledger.name(), ix, &o, |r| {
+        let sum = crate::resolve::resolve_all(store, state.ledger.name(), ix, &o, &|_, _, _| {}, |r| {
             Ok(wanted.is_none_or(|v| v == r.verdict))
         })?;
-        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "units": sum.units, "counts": sum.counts, "resolutions": sum.resolutions}))
+        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": sum.peers, "units": sum.units, "counts": sum.counts, "resolutions": sum.resolutions}))
     })
     .await?;
     Ok(Json(out).into_response())

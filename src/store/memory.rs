@@ -98,18 +98,15 @@ impl Store for MemoryStore {
         after: Option<&UnitId>,
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError> {
-        let g = self.lock();
-        Ok(g.state
-            .holdings
-            .get(p)
-            .map(|s| {
-                s.iter()
-                    .filter(|u| after.is_none_or(|a| *u > a))
-                    .take(limit)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(page(self.lock().state.holdings.get(p), after, limit))
+    }
+    fn involved(
+        &self,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError> {
+        Ok(page(self.lock().state.involved.get(p), after, limit))
     }
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         let mut v: Vec<PartyRecord> = self.lock().state.parties.values().cloned().collect();
@@ -136,6 +133,7 @@ impl Store for MemoryStore {
             handles: g.state.handles.len() as u64,
             keys: g.state.keys.len() as u64,
             holdings: g.state.holdings.values().map(|s| s.len() as u64).sum(),
+            involved: g.state.involved.values().map(|s| s.len() as u64).sum(),
             chain_links: g.state.chains.values().map(|c| c.len() as u64).sum(),
             hashes: g.hashes.len() as u64,
             nodes: g.nodes.keys().filter(|id| id.level == 0).count() as u64,
@@ -184,4 +182,20 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+}
+
+/// Units of one party's set after `after`, at most `limit`.
+fn page(
+    set: Option<&std::collections::BTreeSet<UnitId>>,
+    after: Option<&UnitId>,
+    limit: usize,
+) -> Vec<UnitId> {
+    set.map(|s| {
+        s.iter()
+            .filter(|u| after.is_none_or(|a| *u > a))
+            .take(limit)
+            .cloned()
+            .collect()
+    })
+    .unwrap_or_default()
 }

@@ -86,6 +86,7 @@ pub struct Counts {
     pub handles: u64,
     pub keys: u64,
     pub holdings: u64,
+    pub involved: u64,
     pub chain_links: u64,
     pub hashes: u64,
     /// Leaves whose Merkle nodes are stored (one per event).
@@ -115,6 +116,14 @@ pub trait Store: Send + Sync + 'static {
     fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError>;
     /// Units the party holds now, in unit-id order, after `after`, at most `limit`.
     fn holdings(
+        &self,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError>;
+    /// Units the party is or was involved with (manufacturer, transfer recipient, declared
+    /// end user), in unit-id order, after `after`, at most `limit`.
+    fn involved(
         &self,
         p: &PartyId,
         after: Option<&UnitId>,
@@ -188,6 +197,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError> {
         (**self).holdings(p, after, limit)
+    }
+    fn involved(
+        &self,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError> {
+        (**self).involved(p, after, limit)
     }
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         (**self).parties()

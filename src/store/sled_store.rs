@@ -168,6 +168,36 @@ impl SledStore {
         Ok(n)
     }
 
+    /// Units keyed under `prefix ‖ party` (holdings, involvement), in unit-id order.
+    fn party_units(
+        &self,
+        prefix: u8,
+        what: &str,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError> {
+        let head = key(prefix, &[p.as_str().as_bytes()]);
+        let start = match after {
+            Some(a) => {
+                let mut s = key(prefix, &[p.as_str().as_bytes(), a.as_str().as_bytes()]);
+                s.push(0);
+                s
+            }
+            None => head.clone(),
+        };
+        let mut out = Vec::new();
+        for r in self.tree.range(start..) {
+            let (k, _) = r.map_err(io)?;
+            if !k.starts_with(&head) || out.len() >= limit {
+                break;
+            }
+            let s = std::str::from_utf8(&k[head.len()..]).map_err(|e| corrupt(what, e))?;
+            out.push(UnitId::parse(s).map_err(|e| corrupt(what, e))?);
+        }
+        Ok(out)
+    }
+
     fn party_id_at(&self, k: &[u8], location: &str) -> Result<Option<PartyId>, StoreError> {
         match self.get(k)? {
             None => Ok(None),
@@ -328,25 +358,16 @@ impl Store for SledStore {
         after: Option<&UnitId>,
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError> {
-        let prefix = key(b'x', &[p.as_str().as_bytes()]);
-        let start = match after {
-            Some(a) => {
-                let mut s = key(b'x', &[p.as_str().as_bytes(), a.as_str().as_bytes()]);
-                s.push(0);
-                s
-            }
-            None => prefix.clone(),
-        };
-        let mut out = Vec::new();
-        for r in self.tree.range(start..) {
-            let (k, _) = r.map_err(io)?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
-                break;
-            }
-            let s = std::str::from_utf8(&k[prefix.len()..]).map_err(|e| corrupt("holdings", e))?;
-            out.push(UnitId::parse(s).map_err(|e| corrupt("holdings", e))?);
-        }
-        Ok(out)
+        self.party_units(b'x', "holdings", p, after, limit)
+    }
+
+    fn involved(
+        &self,
+        p: &PartyId,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError> {
+        self.party_units(b'v', "involvement", p, after, limit)
     }
 
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
@@ -392,6 +413,7 @@ impl Store for SledStore {
             handles: self.count_prefix(b'n')?,
             keys: self.count_prefix(b'k')?,
             holdings: self.count_prefix(b'x')?,
+            involved: self.count_prefix(b'v')?,
             chain_links: self.count_prefix(b'c')?,
             hashes: self.count_prefix(b'h')?,
             nodes: self.count_prefix(b't')?,
@@ -504,6 +526,10 @@ impl Store for SledStore {
                         }
                     }
                     IndexOp::ChainLink { unit, seq } => b.insert(chain_key(unit, *seq), &idx),
+                    IndexOp::Involved { party, unit } => b.insert(
+                        key(b'v', &[party.as_str().as_bytes(), unit.as_str().as_bytes()]),
+                        b"".as_slice(),
+                    ),
                 }
             }
         }

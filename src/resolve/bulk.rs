@@ -1,0 +1,322 @@
+//! The whole ledger in one pass: every event is read, decoded, canonical-checked and
+//! signature-checked once (on every core), however many units it covers; each unit's
+//! chain links are checked and its custody replayed as the log goes by; every party is
+//! screened once. Then each unit is judged. This is what makes `resolve --all` scale with
+//! events and parties rather than with units times chain length.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::judge::{judge, Evidence};
+use super::peers::{DwellRule, Peers};
+use super::screens::Screens;
+use super::walk::{Directory, Walk};
+use super::{broken, Options, Resolution};
+use crate::chain::{self, ChainError};
+use crate::core::event::{Body, Role};
+use crate::core::ids::{EventHash, LedgerName, LogIndex, PartyId};
+use crate::core::unit::UnitId;
+use crate::core::values::{CountryCode, Timestamp};
+use crate::screen::hierarchy::{PartyInfo, PartyScreening};
+use crate::screen::matcher::Index;
+use crate::store::{Store, StoreError};
+
+/// Entries decoded and verified per parallel chunk.
+const CHUNK: u64 = 4096;
+
+/// Parties interned as table positions.
+#[derive(Default)]
+pub struct PartyTable {
+    ids: Vec<PartyId>,
+    by_id: HashMap<PartyId, u32>,
+    country: Vec<Option<CountryCode>>,
+    end_user: Vec<bool>,
+    sponsor: Vec<Option<PartyId>>,
+}
+
+impl PartyTable {
+    fn intern(&mut self, id: &PartyId) -> u32 {
+        if let Some(&k) = self.by_id.get(id) {
+            return k;
+        }
+        let k = u32::try_from(self.ids.len()).expect("fewer than 2^32 parties");
+        self.ids.push(id.clone());
+        self.by_id.insert(id.clone(), k);
+        self.country.push(None);
+        self.end_user.push(false);
+        self.sponsor.push(None);
+        k
+    }
+}
+
+impl Directory for PartyTable {
+    type Key = u32;
+    fn key(&mut self, id: &PartyId) -> Result<u32, StoreError> {
+        Ok(self.intern(id))
+    }
+    fn country(&mut self, p: &u32) -> Result<Option<CountryCode>, StoreError> {
+        Ok(self.country[*p as usize])
+    }
+    fn is_end_user(&mut self, p: &u32) -> Result<bool, StoreError> {
+        Ok(self.end_user[*p as usize])
+    }
+    fn authorized(&mut self, maker: &u32, p: &u32) -> Result<bool, StoreError> {
+        let mut cur = *p;
+        for _ in 0..64 {
+            if cur == *maker {
+                return Ok(true);
+            }
+            match self.sponsor[cur as usize].clone() {
+                Some(s) => cur = self.intern(&s),
+                None => return Ok(false),
+            }
+        }
+        Ok(false)
+    }
+}
+
+struct UnitState {
+    walk: Walk<u32>,
+    broken: Option<(LogIndex, String)>,
+}
+
+/// Every unit's replayed custody, with what the replay needs to judge it.
+pub struct Replay {
+    table: PartyTable,
+    info: HashMap<PartyId, PartyInfo>,
+    units: HashMap<UnitId, UnitState>,
+    /// Event hash by log index.
+    hashes: Vec<EventHash>,
+}
+
+/// Reads, verifies and replays the whole log. `progress(done, total)` after each chunk.
+pub fn replay<S: Store>(
+    store: &S,
+    ledger: &LedgerName,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Replay, StoreError> {
+    let mut table = PartyTable::default();
+    let mut info = HashMap::new();
+    for r in store.parties()? {
+        let k = table.intern(&r.id) as usize;
+        table.country[k] = Some(r.profile.country);
+        table.end_user[k] = r.has_role(Role::EndUser);
+        table.sponsor[k].clone_from(&r.sponsor);
+        info.insert(r.id.clone(), PartyInfo::from(&r));
+    }
+    let total = store.len()?;
+    let mut rp = Replay {
+        table,
+        info,
+        units: HashMap::new(),
+        hashes: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
+    };
+    let mut start = 0;
+    while start < total {
+        let end = (start + CHUNK).min(total);
+        let entries = store.entries(LogIndex::new(start), LogIndex::new(end))?;
+        let checked: Vec<_> = entries
+            .par_iter()
+            .map(|e| crate::audit::check_entry(ledger, e).map_err(|f| f.detail))
+            .collect();
+        for (e, ev) in entries.iter().zip(checked) {
+            rp.hashes.push(e.hash);
+            // An event that fails its checks is skipped: the units it names then end
+            // short of their recorded head, and are reported broken at it.
+            if let Ok(ev) = ev {
+                rp.apply(e.index, ev.hash(), ev.body())?;
+            }
+        }
+        progress(end, total);
+        start = end;
+    }
+    Ok(rp)
+}
+
+impl Replay {
+    fn apply(&mut self, index: LogIndex, hash: EventHash, body: &Body) -> Result<(), StoreError> {
+        if let Body::Register(r) = body {
+            for u in &r.units {
+                if let Some(s) = self.units.get_mut(u) {
+                    s.broken
+                        .get_or_insert((index, "registered a second time".into()));
+                    continue;
+                }
+                let mut walk = Walk::default();
+                walk.step(index, hash, body, &mut self.table)?;
+                self.units
+                    .insert(u.clone(), UnitState { walk, broken: None });
+            }
+            return Ok(());
+        }
+        for l in body.unit_links() {
+            let Some(s) = self.units.get_mut(&l.unit) else {
+                continue;
+            };
+            if s.broken.is_some() {
+                continue;
+            }
+            match s.walk.head {
+                Some(h) if h == l.prev => s.walk.step(index, hash, body, &mut self.table)?,
+                h => {
+                    let want = h.map_or_else(|| "none".to_owned(), |h| h.to_string());
+                    s.broken = Some((index, format!("prev is {}, expected {want}", l.prev)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The dwell baseline: every completed intermediary stay in the ledger.
+    pub fn peers(&mut self, rule: DwellRule) -> Result<Peers, StoreError> {
+        let mut days = Vec::new();
+        for s in self.units.values() {
+            s.walk.intermediary_days(&mut self.table, &mut days)?;
+        }
+        Ok(Peers::of(days, rule))
+    }
+}
+
+/// The dwell baseline of the ledger as it stands (one verified pass over the log).
+pub fn baseline<S: Store>(
+    store: &S,
+    ledger: &LedgerName,
+    rule: DwellRule,
+) -> Result<Peers, StoreError> {
+    replay(store, ledger, &|_, _| {})?.peers(rule)
+}
+
+struct Ctx<'a> {
+    table: &'a mut PartyTable,
+    hashes: &'a [EventHash],
+    screens: Screens<'a, HashMap<PartyId, PartyInfo>>,
+}
+
+impl Directory for Ctx<'_> {
+    type Key = u32;
+    fn key(&mut self, id: &PartyId) -> Result<u32, StoreError> {
+        self.table.key(id)
+    }
+    fn country(&mut self, p: &u32) -> Result<Option<CountryCode>, StoreError> {
+        self.table.country(p)
+    }
+    fn is_end_user(&mut self, p: &u32) -> Result<bool, StoreError> {
+        self.table.is_end_user(p)
+    }
+    fn authorized(&mut self, maker: &u32, p: &u32) -> Result<bool, StoreError> {
+        self.table.authorized(maker, p)
+    }
+}
+
+impl Evidence for Ctx<'_> {
+    fn id(&self, p: &u32) -> PartyId {
+        self.table.ids[*p as usize].clone()
+    }
+    fn hash(&self, i: LogIndex) -> EventHash {
+        *self
+            .hashes
+            .get(usize::try_from(i.get()).unwrap_or(usize::MAX))
+            .expect("the walk names only events the replay read")
+    }
+    fn screen(&mut self, p: &u32) -> Result<Arc<PartyScreening>, StoreError> {
+        let id = self.table.ids[*p as usize].clone();
+        self.screens.now(&id)
+    }
+    fn restricted_at(&mut self, p: &u32, t: Timestamp) -> Result<bool, StoreError> {
+        let id = self.table.ids[*p as usize].clone();
+        self.screens.restricted_at(&id, t)
+    }
+}
+
+/// Every unit's resolution, with counts by verdict.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub units: u64,
+    pub counts: std::collections::BTreeMap<&'static str, u64>,
+    /// The dwell baseline the resolutions were judged against.
+    pub peers: Option<Peers>,
+    /// The resolutions `keep` accepted.
+    pub resolutions: Vec<Resolution>,
+}
+
+/// Resolves every unit, in id order, keeping those for which `keep` says so.
+pub fn resolve_all<S: Store>(
+    store: &S,
+    ledger: &LedgerName,
+    index: &Index,
+    o: &Options,
+    progress: &dyn Fn(&str, u64, u64),
+    mut keep: impl FnMut(&Resolution) -> Result<bool, StoreError>,
+) -> Result<Summary, StoreError> {
+    let mut rp = replay(store, ledger, &|d, t| {
+        progress("verify and replay the log", d, t)
+    })?;
+    let peers = rp.peers(o.dwell)?;
+    let Replay {
+        mut table,
+        info,
+        units,
+        hashes,
+    } = rp;
+    let mut screens = Screens::new(index, &info, o.thresholds);
+    progress("screen parties", 0, table.ids.len() as u64);
+    screens.preload(&table.ids)?;
+    let mut cx = Ctx {
+        table: &mut table,
+        hashes: &hashes,
+        screens,
+    };
+    let mut sum = Summary {
+        peers: Some(peers),
+        ..Summary::default()
+    };
+    let total = units.len() as u64;
+    let mut after = None;
+    loop {
+        let page = store.units(after.as_ref(), 4096)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for rec in &page {
+            sum.units += 1;
+            let r = match units.get(&rec.id) {
+                None => broken(
+                    &rec.id,
+                    None,
+                    format!("unit {} has no register event in the log", rec.id),
+                ),
+                Some(UnitState {
+                    broken: Some((i, d)),
+                    ..
+                }) => broken(
+                    &rec.id,
+                    Some(*i),
+                    format!("chain of unit {} is broken at log index {i}: {d}", rec.id),
+                ),
+                Some(s) if s.walk.head != Some(rec.head) => {
+                    match chain::read(store, ledger, &rec.id) {
+                        Err(ChainError::Store(e)) => return Err(e),
+                        Err(e @ ChainError::Broken { index, .. }) => {
+                            broken(&rec.id, Some(index), e.to_string())
+                        }
+                        Err(e) => broken(&rec.id, None, e.to_string()),
+                        Ok(_) => broken(
+                            &rec.id,
+                            None,
+                            "the log replay does not end at the unit's recorded head".into(),
+                        ),
+                    }
+                }
+                Some(s) => judge(&rec.id, &s.walk, &mut cx, o, &peers)?,
+            };
+            *sum.counts.entry(r.verdict.as_str()).or_insert(0) += 1;
+            if keep(&r)? {
+                sum.resolutions.push(r);
+            }
+        }
+        progress("judge units", sum.units, total);
+    }
+    Ok(sum)
+}
