@@ -388,11 +388,89 @@ fn submit_accepts_presigned_envelopes_and_is_idempotent() {
 }
 
 #[test]
-fn demo_json_matches_its_schema() {
+fn the_demo_reaches_the_seed_scenario_verdicts() {
     let cli = Cli::new();
     let v = cli.ok(None, &["demo"]);
     assert_schema("demo_output", &v);
     assert_eq!(v["verification"]["ok"], true);
+    assert_eq!(v["data_dir_was"], "created");
+    let units = &v["units"];
+    let one = |stage: &str, role: &str| {
+        let u = units[role].as_str().expect("unit");
+        v[stage]["verdicts"][u]
+            .as_str()
+            .expect("verdict")
+            .to_owned()
+    };
+    let all = |stage: &str, role: &str| -> Vec<String> {
+        let list = units[role].as_array().expect("units");
+        assert!(!list.is_empty());
+        let got: std::collections::BTreeSet<String> = list
+            .iter()
+            .map(|u| {
+                v[stage]["verdicts"][u.as_str().expect("unit")]
+                    .as_str()
+                    .expect("verdict")
+                    .to_owned()
+            })
+            .collect();
+        got.into_iter().collect()
+    };
+    for stage in ["before", "after"] {
+        assert_eq!(one(stage, "korla_instrument"), "sanctioned_end");
+        assert_eq!(one(stage, "diverted_instrument"), "diverted");
+        assert_eq!(one(stage, "dark_instrument"), "sanctioned_pending");
+        assert_eq!(one(stage, "slow_instrument"), "review");
+        assert_eq!(all(stage, "hospital_kits"), ["clear"]);
+        assert_eq!(all(stage, "korla_kits"), ["sanctioned_end"]);
+    }
+    // OFAC's 2021 list names the XPCC: its company's kits go from review to sanctioned_end,
+    // and the import's report says so, naming the entry.
+    assert_eq!(all("before", "xpcc_kits"), ["review"]);
+    assert_eq!(all("after", "xpcc_kits"), ["sanctioned_end"]);
+    let changes = v["list_update"]["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 5, "{:#}", v["list_update"]);
+    let ev = &changes[0]["resolution"]["findings"][0]["screening"][0];
+    assert_eq!(ev["basis"], "owned");
+    assert_eq!(ev["total_bps"], 10_000);
+    // The evidence for Korla: a subordinate of the listed Bayingolin prefecture bureau.
+    let flagged = v["flagged"].as_array().expect("flagged");
+    let korla = flagged
+        .iter()
+        .find(|r| r["unit"] == units["korla_instrument"])
+        .expect("flagged");
+    let f = &korla["findings"][0];
+    assert_eq!(f["rule"], "restricted_holder");
+    assert_eq!(f["screening"][0]["basis"], "subordinate");
+    assert_eq!(
+        f["screening"][0]["ancestor"]["candidate"]["list"],
+        "entity-list"
+    );
+    let dark = flagged
+        .iter()
+        .find(|r| r["unit"] == units["dark_instrument"])
+        .expect("flagged");
+    let rules: Vec<&str> = dark["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"stale_pending"), "{rules:?}");
+    assert_eq!(v["refused"].as_array().map(Vec::len), Some(2));
+    // A second run on the same directory starts fresh and says so; it refuses a directory
+    // that holds anything else.
+    let again = cli.ok(None, &["demo"]);
+    assert!(again["data_dir_was"]
+        .as_str()
+        .expect("str")
+        .contains("replaced"));
+    assert_eq!(again["after"]["verdicts"], v["after"]["verdicts"]);
+    std::fs::write(cli.data.join("notes.txt"), "mine").expect("write");
+    assert!(cli
+        .refused(None, &["demo"])
+        .contains("refusing to touch it"));
+    assert!(cli.data.join("notes.txt").exists());
 }
 
 /// Opens the sled tree the way an attacker with file access would.

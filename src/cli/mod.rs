@@ -27,6 +27,9 @@ pub enum Format {
     Json,
 }
 
+/// Where the ledger lives unless --data says otherwise.
+pub const DEFAULT_DATA: &str = "./custody-data";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "custody",
@@ -39,7 +42,7 @@ pub struct Cli {
         long,
         global = true,
         env = "CUSTODY_DATA",
-        default_value = "./custody-data"
+        default_value = DEFAULT_DATA
     )]
     pub data: PathBuf,
     /// Signing key (PKCS#8 PEM) of the party acting.

@@ -167,32 +167,43 @@ pub(crate) fn render_changes(c: &Changes) -> String {
         c.changes.len()
     );
     for p in &c.parties_changed {
+        let note = if p.before == p.after {
+            " (the evidence changed)"
+        } else {
+            ""
+        };
         s.push_str(&format!(
-            "
-  party {} ({}): {:?} → {:?}",
+            "\n  party {} ({}): {:?} → {:?}{note}",
             p.name, p.party, p.before, p.after
         ));
     }
-    for ch in &c.changes {
+    // Units that changed the same way for the same parties (a lot) are shown once.
+    let mut i = 0;
+    let ch = &c.changes;
+    while i < ch.len() {
+        let same = |a: &crate::resolve::change::Change, b: &crate::resolve::change::Change| {
+            (a.before, a.after, &a.because_of) == (b.before, b.after, &b.because_of)
+        };
+        let j = i + ch[i..].iter().take_while(|x| same(x, &ch[i])).count();
+        let units = if j - i == 1 {
+            ch[i].unit.to_string()
+        } else {
+            format!("{} … {} ({} units)", ch[i].unit, ch[j - 1].unit, j - i)
+        };
+        let why: Vec<String> = ch[i].because_of.iter().map(ToString::to_string).collect();
         s.push_str(&format!(
-            "
-  unit {}: {} → {} because of {}",
-            ch.unit,
-            ch.before.as_str(),
-            ch.after.as_str(),
-            ch.because_of
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            "\n  unit {units}: {} → {} because of {}",
+            ch[i].before.as_str(),
+            ch[i].after.as_str(),
+            why.join(", ")
         ));
-        if let Some(f) = ch.resolution.findings.first() {
-            s.push_str(&format!(
-                "
-    {}: {}",
-                f.rule, f.detail
-            ));
+        if let Some(f) = ch[i].resolution.findings.first() {
+            s.push_str(&format!("\n    {}: {}", f.rule, f.detail));
+            for b in &f.screening {
+                s.push_str(&format!("\n      evidence: {}", basis(b)));
+            }
         }
+        i = j;
     }
     s
 }
@@ -227,7 +238,78 @@ fn sign<T: Serialize>(cli: &Cli, v: &T) -> Result<Option<SignedReport>> {
     }
 }
 
-fn render(r: &Resolution) -> String {
+/// One line of screening evidence: why a party is restricted.
+pub(crate) fn basis(f: &crate::screen::hierarchy::Finding) -> String {
+    use crate::screen::hierarchy::Finding;
+    match f {
+        Finding::Listed { candidate: c } => format!(
+            "listed on {} as \"{}\" (entry {}, score {:.3}, {}{})",
+            c.list,
+            c.entry_name,
+            c.entry_id,
+            c.score,
+            c.listed_on.map_or_else(
+                || "listing date not given".to_owned(),
+                |d| format!("listed {d}")
+            ),
+            if c.programs.is_empty() {
+                String::new()
+            } else {
+                format!(", programs {}", c.programs.join(", "))
+            }
+        ),
+        Finding::Subordinate { path, ancestor } => format!(
+            "declared subordinate of {}, which is {}",
+            path.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" → "),
+            basis(ancestor)
+        ),
+        Finding::Owned { total_bps, owners } => format!(
+            "{}% owned by restricted owners: {}",
+            total_bps / 100,
+            owners
+                .iter()
+                .map(|o| format!(
+                    "{} ({}%, {})",
+                    o.name,
+                    o.share_bps / 100,
+                    o.restricted_because.join(", ")
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// Resolutions as text, consecutive units with the same findings (a lot that travelled
+/// together) shown once.
+pub(crate) fn render_grouped(rs: &[Resolution]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let key = |r: &Resolution| serde_json::to_string(&r.findings).unwrap_or_default();
+    let mut i = 0;
+    while i < rs.len() {
+        let k = key(&rs[i]);
+        let j = i + rs[i..].iter().take_while(|r| key(r) == k).count();
+        let text = render(&rs[i]);
+        out.push(if j - i == 1 {
+            text
+        } else {
+            let rest = text.split_once(": ").map_or("", |(_, r)| r);
+            format!(
+                "{} … {} ({} units): {rest}",
+                rs[i].unit,
+                rs[j - 1].unit,
+                j - i
+            )
+        });
+        i = j;
+    }
+    out.join("\n")
+}
+
+pub(crate) fn render(r: &Resolution) -> String {
     let mut s = format!("{}: {}", r.unit, r.verdict.as_str());
     for f in &r.findings {
         s.push_str(&format!(
@@ -244,6 +326,9 @@ fn render(r: &Resolution) -> String {
             } else {
                 " — restricted only later"
             });
+        }
+        for b in &f.screening {
+            s.push_str(&format!("\n      evidence: {}", basis(b)));
         }
     }
     s
@@ -345,9 +430,9 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            for r in &x.resolutions {
+            if !x.resolutions.is_empty() {
                 s.push('\n');
-                s.push_str(&render(r));
+                s.push_str(&render_grouped(&x.resolutions));
             }
             s
         }),

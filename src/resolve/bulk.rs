@@ -35,6 +35,7 @@ pub struct PartyTable {
     country: Vec<Option<CountryCode>>,
     end_user: Vec<bool>,
     sponsor: Vec<Option<PartyId>>,
+    handle: Vec<Option<crate::core::ids::Handle>>,
 }
 
 impl PartyTable {
@@ -48,6 +49,7 @@ impl PartyTable {
         self.country.push(None);
         self.end_user.push(false);
         self.sponsor.push(None);
+        self.handle.push(None);
         k
     }
 }
@@ -105,6 +107,7 @@ pub fn replay<S: Store>(
         table.country[k] = Some(r.profile.country);
         table.end_user[k] = r.has_role(Role::EndUser);
         table.sponsor[k].clone_from(&r.sponsor);
+        table.handle[k] = Some(r.handle.clone());
         info.insert(r.id.clone(), PartyInfo::from(&r));
     }
     let total = store.len()?;
@@ -214,6 +217,13 @@ impl Directory for Ctx<'_> {
 impl Evidence for Ctx<'_> {
     fn id(&self, p: &u32) -> PartyId {
         self.table.ids[*p as usize].clone()
+    }
+    fn label(&mut self, p: &u32) -> Result<String, StoreError> {
+        let i = *p as usize;
+        Ok(super::label(
+            self.table.handle[i].as_ref(),
+            &self.table.ids[i],
+        ))
     }
     fn hash(&self, i: LogIndex) -> EventHash {
         *self

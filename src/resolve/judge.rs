@@ -17,6 +17,8 @@ use crate::store::StoreError;
 /// Lookups the judge needs beyond the walk's [`Directory`].
 pub trait Evidence: Directory {
     fn id(&self, p: &Self::Key) -> PartyId;
+    /// How findings name the party: its handle and id.
+    fn label(&mut self, p: &Self::Key) -> Result<String, StoreError>;
     fn hash(&self, i: LogIndex) -> EventHash;
     /// The party screened against the lists as they are now (memoized by the caller).
     fn screen(&mut self, p: &Self::Key) -> Result<Arc<PartyScreening>, StoreError>;
@@ -57,14 +59,14 @@ fn screened<E: Evidence>(
     out: &mut Vec<Finding>,
 ) -> Result<(), StoreError> {
     let sc = ev.screen(&s.party)?;
-    let id = ev.id(&s.party);
+    let id = ev.label(&s.party)?;
     match sc.status {
         Status::Restricted => {
             let mut f = at(
                 ev,
                 verdict,
                 rule,
-                format!("{what} {} ({id}) is restricted", sc.name),
+                format!("{what} {id} \"{}\" is restricted", sc.name),
                 s.index,
                 &s.party,
                 s.since,
@@ -81,7 +83,7 @@ fn screened<E: Evidence>(
                 Verdict::Review,
                 "possible_match",
                 format!(
-                    "{what} {} ({id}) is a possible match for review: {} candidate(s)",
+                    "{what} {id} \"{}\" is a possible match for review: {} candidate(s)",
                     sc.name,
                     sc.review.len()
                 ),
@@ -110,7 +112,7 @@ pub fn judge<E: Evidence>(
             Flag::Unauthorized { to } => (
                 Verdict::Review,
                 "unauthorized_distributor",
-                format!("transfer to {}, which the manufacturer has not authorized (not in its sponsorship tree)", ev.id(to)),
+                format!("transfer to {}, which the manufacturer has not authorized (not in its sponsorship tree)", ev.label(to)?),
                 to,
             ),
             Flag::DestinationMismatch { to, declared, actual } => (
@@ -130,9 +132,9 @@ pub fn judge<E: Evidence>(
                 "observed_elsewhere",
                 format!(
                     "observed by {} at {}, but the recorded holder is {}",
-                    ev.id(observer),
-                    ev.id(seen_at),
-                    ev.id(holder)
+                    ev.label(observer)?,
+                    ev.label(seen_at)?,
+                    ev.label(holder)?
                 ),
                 seen_at,
             ),
@@ -178,7 +180,7 @@ pub fn judge<E: Evidence>(
         if i64::from(d) > o.stale_pending_days {
             let detail = format!(
                 "transfer to {} pending for {d} days (more than {}): the unit may have gone off the ledger",
-                ev.id(&p.party),
+                ev.label(&p.party)?,
                 o.stale_pending_days
             );
             out.push(at(
@@ -216,7 +218,7 @@ pub fn judge<E: Evidence>(
         if peers.too_long(d) && intermediary(ev, s)? {
             let detail = format!(
                 "{} {} the unit for {d} days; its peers' median is {} days over {} completed stays (flagged above {} days)",
-                ev.id(&s.party),
+                ev.label(&s.party)?,
                 if s.until.is_some() { "held" } else { "has held" },
                 peers.median_days,
                 peers.stays,

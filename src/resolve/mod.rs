@@ -171,6 +171,9 @@ impl<S: Store> judge::Evidence for One<'_, '_, S> {
     fn id(&self, p: &PartyId) -> PartyId {
         p.clone()
     }
+    fn label(&mut self, p: &PartyId) -> Result<String, StoreError> {
+        Ok(label(self.record(p)?.map(|r| &r.handle), p))
+    }
     fn hash(&self, i: LogIndex) -> EventHash {
         self.hashes
             .get(&i)
@@ -182,6 +185,14 @@ impl<S: Store> judge::Evidence for One<'_, '_, S> {
     }
     fn restricted_at(&mut self, p: &PartyId, t: Timestamp) -> Result<bool, StoreError> {
         self.screens.restricted_at(p, t)
+    }
+}
+
+/// `handle (id)`, or `(id)` for a party not on the ledger.
+fn label(handle: Option<&crate::core::ids::Handle>, id: &PartyId) -> String {
+    match handle {
+        Some(h) => format!("{h} ({id})"),
+        None => format!("({id})"),
     }
 }
 
