@@ -46,7 +46,7 @@ pub struct Chain {
 }
 
 /// Checks that `ev` continues the chain of `unit` after `prev` (`None`: it must register it).
-fn link(
+pub(crate) fn link(
     unit: &UnitId,
     prev: Option<&EventHash>,
     index: LogIndex,

@@ -24,8 +24,10 @@ use crate::screen::hierarchy::{PartyInfo, PartyScreening};
 use crate::screen::matcher::Index;
 use crate::store::{Store, StoreError};
 
-/// Entries decoded and verified per parallel chunk.
-const CHUNK: u64 = 4096;
+/// Entries decoded and verified per parallel chunk: adapted so a chunk holds about
+/// `CHUNK_BYTES` of events (lot events are large, single-unit transfers small).
+const CHUNK_BYTES: usize = 32 << 20;
+const CHUNK_MAX: u64 = 8192;
 
 /// Parties interned as table positions.
 #[derive(Default)]
@@ -118,9 +120,16 @@ pub fn replay<S: Store>(
         hashes: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
     };
     let mut start = 0;
+    let mut chunk: u64 = 256;
     while start < total {
-        let end = (start + CHUNK).min(total);
+        let end = (start + chunk).min(total);
         let entries = store.entries(LogIndex::new(start), LogIndex::new(end))?;
+        let bytes: usize = entries.iter().map(|e| e.event.len()).sum();
+        if bytes > CHUNK_BYTES {
+            chunk = (chunk / 2).max(1);
+        } else if bytes < CHUNK_BYTES / 4 {
+            chunk = (chunk * 2).min(CHUNK_MAX);
+        }
         let checked: Vec<_> = entries
             .par_iter()
             .map(|e| crate::audit::check_entry(ledger, e).map_err(|f| f.detail))

@@ -9,12 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::events::EventCache;
 use super::peers::Peers;
 use super::screens::Screens;
 use super::{resolve_with, Options, Resolution, Verdict};
 use crate::core::ids::{LedgerName, PartyId};
 use crate::core::unit::UnitId;
-use crate::screen::hierarchy::{PartyScreening, Status};
+use crate::screen::hierarchy::{Finding, PartyScreening, Status};
+use crate::screen::matcher::Candidate;
 use crate::screen::matcher::Index;
 use crate::store::{Store, StoreError};
 
@@ -47,10 +49,41 @@ pub struct Changes {
     pub changes: Vec<Change>,
 }
 
-/// What the comparison looks at: the status and the evidence, not the order.
-fn evidence(s: &PartyScreening) -> (Status, String) {
-    let json = serde_json::to_string(&(&s.findings, &s.review)).unwrap_or_default();
-    (s.status, json)
+/// What the comparison looks at: the status and which entries (at which level, in force or
+/// not) explain it, through which parents and owners. Not the scores: adding any entry to an
+/// index shifts every score a little (token weights are corpus-wide), which changes no verdict.
+fn evidence(s: &PartyScreening) -> (Status, Vec<String>) {
+    fn cand(c: &Candidate) -> String {
+        format!("{}:{}:{:?}:{}", c.list, c.entry_id, c.level, c.in_force)
+    }
+    fn finding(f: &Finding) -> String {
+        match f {
+            Finding::Listed { candidate } => format!("listed {}", cand(candidate)),
+            Finding::Subordinate { path, ancestor } => {
+                let p: Vec<&str> = path.iter().map(|s| s.party.as_str()).collect();
+                format!("subordinate {} {}", p.join(">"), finding(ancestor))
+            }
+            Finding::Owned { total_bps, owners } => {
+                let o: Vec<String> = owners
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{}/{}/{}/{}",
+                            o.name,
+                            o.party.as_ref().map_or("", |p| p.as_str()),
+                            o.share_bps,
+                            o.restricted_because.join("+")
+                        )
+                    })
+                    .collect();
+                format!("owned {total_bps} {}", o.join(","))
+            }
+        }
+    }
+    let mut keys: Vec<String> = s.findings.iter().map(finding).collect();
+    keys.extend(s.review.iter().map(|c| format!("review {}", cand(c))));
+    keys.sort();
+    (s.status, keys)
 }
 
 /// The units whose verdict differs between list index `old` and `new`.
@@ -94,9 +127,10 @@ pub fn changed<S: Store>(
         }
     }
     out.units_touched = touched.len() as u64;
+    let mut cache = EventCache::default();
     for (unit, parties) in touched {
-        let was = resolve_with(store, ledger, &mut before, &unit, o, peers)?;
-        let now = resolve_with(store, ledger, &mut after, &unit, o, peers)?;
+        let was = resolve_with(store, ledger, &mut before, &mut cache, &unit, o, peers)?;
+        let now = resolve_with(store, ledger, &mut after, &mut cache, &unit, o, peers)?;
         if was.verdict != now.verdict {
             out.changes.push(Change {
                 unit,

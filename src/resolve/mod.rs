@@ -13,6 +13,7 @@
 
 pub mod bulk;
 pub mod change;
+pub mod events;
 pub mod judge;
 pub mod peers;
 pub mod screens;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::chain::{self, ChainError};
+use crate::chain::ChainError;
 use crate::core::event::Role;
 use crate::core::ids::{EventHash, LedgerName, LogIndex, PartyId};
 use crate::core::unit::UnitId;
@@ -226,19 +227,21 @@ pub fn resolve<S: Store>(
     peers: &Peers,
 ) -> Result<Resolution, StoreError> {
     let mut screens = screens::Screens::new(index, store, o.thresholds);
-    resolve_with(store, ledger, &mut screens, unit, o, peers)
+    let mut cache = events::EventCache::new(256);
+    resolve_with(store, ledger, &mut screens, &mut cache, unit, o, peers)
 }
 
-/// [`resolve`] with screening answers shared across calls.
+/// [`resolve`] with screening answers and verified events shared across calls.
 pub fn resolve_with<'a, S: Store>(
     store: &'a S,
     ledger: &LedgerName,
     screens: &mut screens::Screens<'a, S>,
+    cache: &mut events::EventCache,
     unit: &UnitId,
     o: &Options,
     peers: &Peers,
 ) -> Result<Resolution, StoreError> {
-    let c = match chain::read(store, ledger, unit) {
+    let c = match events::chain(store, ledger, unit, cache)? {
         Ok(c) => c,
         Err(ChainError::Store(e)) => return Err(e),
         Err(e) => {
@@ -252,12 +255,12 @@ pub fn resolve_with<'a, S: Store>(
     let mut one = One {
         store,
         screens,
-        hashes: c.events.iter().map(|e| (e.index, e.hash)).collect(),
+        hashes: c.iter().map(|(i, e)| (*i, e.hash())).collect(),
         records: HashMap::new(),
     };
     let mut w = walk::Walk::default();
-    for e in &c.events {
-        w.step(e.index, e.hash, &e.event.body, &mut one)?;
+    for (i, e) in &c {
+        w.step(*i, e.hash(), e.body(), &mut one)?;
     }
     judge::judge(unit, &w, &mut one, o, peers)
 }
