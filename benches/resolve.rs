@@ -462,13 +462,32 @@ fn main() {
     let dec = median(decode);
     println!("custody bench (resolve): {units_n} units, {parties_n} parties, {events} events, {runs} runs; medians");
     println!("  verify_strict ceiling, all cores        {ca:>10.0} /s  -> {:.2} s for every event of the log", events as f64 / ca);
-    println!("  raw scan of the log from sled           {:>10.2} s", median(scan));
+    println!(
+        "  raw scan of the log from sled           {:>10.2} s",
+        median(scan)
+    );
     println!("  decode every event, all cores (floor)   {dec:>10.2} s");
     println!("  custody resolve --all --flagged (CLI)   {all:>10.2} s  ({flagged} units flagged; target < 20 s)");
-    println!("    peak RSS of that process              {:>10} MiB", rss / 1024);
-    println!("    library: verify + replay the log      {:>10.2} s  (decode floor / this = {:.2})", st(0), dec / st(0));
-    println!("    library: screen every party           {:>10.2} s", st(1));
-    println!("    library: judge every unit             {:>10.2} s", st(2));
-    println!("  list update adding one entry: lists import + verdict report (CLI) {:>6.2} s", median(cli_import));
+    println!(
+        "    peak RSS of that process              {:>10} MiB",
+        rss / 1024
+    );
+    println!(
+        "    library: verify + replay the log      {:>10.2} s  (decode floor / this = {:.2})",
+        st(0),
+        dec / st(0)
+    );
+    println!(
+        "    library: screen every party           {:>10.2} s",
+        st(1)
+    );
+    println!(
+        "    library: judge every unit             {:>10.2} s",
+        st(2)
+    );
+    println!(
+        "  list update adding one entry: lists import + verdict report (CLI) {:>6.2} s",
+        median(cli_import)
+    );
     println!("    library `changed`                     {:>10.2} s  ({touched} units touched of {units_n}; {changed_n} verdicts changed)", median(lib_changed));
 }

@@ -18,7 +18,7 @@ use crate::core::checkpoint::VerifierKey;
 use crate::core::ids::{LedgerName, LogIndex};
 use crate::core::rules::{self, Context};
 use crate::core::state::{MemState, StateRead};
-use crate::core::verify::{SignedEvent, VerifiedEvent};
+use crate::core::verify::{verify_stored, StoredError, VerifiedEvent};
 use crate::store::{Counts, LogEntry, Store, StoreError};
 
 /// Entries verified per parallel chunk.
@@ -67,19 +67,14 @@ pub(crate) fn fail(
 pub(crate) fn check_entry(name: &LedgerName, e: &LogEntry) -> Result<VerifiedEvent, Failure> {
     let i = Some(e.index.get());
     let stored_hash = Some(e.hash.to_string());
-    let signed =
-        SignedEvent::decode(&e.event).map_err(|err| fail(i, stored_hash.clone(), "decode", err))?;
-    let ev = signed
-        .verify(name)
-        .map_err(|err| fail(i, stored_hash.clone(), "signature", err))?;
-    if ev.canonical_bytes() != e.event.as_slice() {
-        return Err(fail(
-            i,
-            stored_hash,
-            "canonical",
-            "stored bytes are not the canonical (JCS) form of the event",
-        ));
-    }
+    let ev = verify_stored(&e.event, name).map_err(|err| {
+        let check = match &err {
+            StoredError::Decode(_) => "decode",
+            StoredError::Signature(_) => "signature",
+            StoredError::NotCanonical => "canonical",
+        };
+        fail(i, stored_hash.clone(), check, err)
+    })?;
     if ev.hash() != e.hash {
         return Err(fail(
             i,

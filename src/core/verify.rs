@@ -42,7 +42,12 @@ pub struct VerifiedEvent {
 /// The signing input of a body for a ledger.
 pub fn signing_input(ledger: &LedgerName, body: &Body) -> Result<Vec<u8>, SignatureError> {
     let value = serde_json::to_value(body).map_err(|e| SignatureError::Canonical(e.to_string()))?;
-    let jcs = canonical::to_vec(&value).map_err(|e| SignatureError::Canonical(e.to_string()))?;
+    signing_input_of(ledger, &value)
+}
+
+/// The signing input of a body already turned into a JSON value.
+fn signing_input_of(ledger: &LedgerName, body: &Value) -> Result<Vec<u8>, SignatureError> {
+    let jcs = canonical::to_vec(body).map_err(|e| SignatureError::Canonical(e.to_string()))?;
     let mut msg = Vec::with_capacity(SIGN_DOMAIN.len() + ledger.as_str().len() + 1 + jcs.len());
     msg.extend_from_slice(SIGN_DOMAIN);
     msg.extend_from_slice(ledger.as_str().as_bytes());
@@ -102,7 +107,14 @@ impl SignedEvent {
 
     /// Checks every signature with `verify_strict` over the signing input for `ledger`.
     pub fn verify(self, ledger: &LedgerName) -> Result<VerifiedEvent, SignatureError> {
-        let msg = signing_input(ledger, &self.envelope.body)?;
+        // One JSON value of the envelope serves both the signing input (its body) and the
+        // canonical bytes.
+        let value = serde_json::to_value(&self.envelope)
+            .map_err(|e| SignatureError::Canonical(e.to_string()))?;
+        let body = value
+            .get("body")
+            .ok_or_else(|| SignatureError::Canonical("envelope without a body".into()))?;
+        let msg = signing_input_of(ledger, body)?;
         for (index, s) in self.envelope.signatures.iter().enumerate() {
             let sig = ed25519_dalek::Signature::from_bytes(&s.sig.0);
             if s.key.verifying_key().verify_strict(&msg, &sig).is_err() {
@@ -113,8 +125,6 @@ impl SignedEvent {
                 });
             }
         }
-        let value = serde_json::to_value(&self.envelope)
-            .map_err(|e| SignatureError::Canonical(e.to_string()))?;
         let canonical =
             canonical::to_vec(&value).map_err(|e| SignatureError::Canonical(e.to_string()))?;
         let hash = event_hash(ledger, &canonical);
@@ -198,4 +208,40 @@ fn first_difference(raw: &Value, normal: &Value, path: &str) -> String {
         }
         _ => format!("field {path} must be written as {normal}"),
     }
+}
+
+/// Why stored bytes are not a valid event ([`verify_stored`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StoredError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("the bytes are not the canonical (JCS) form of the event")]
+    NotCanonical,
+}
+
+/// Decodes and verifies bytes that must be the canonical (JCS) form of a signed event, as
+/// the log stores them: the same acceptance as [`SignedEvent::decode`] then
+/// [`SignedEvent::verify`] then comparing the canonical bytes with `bytes`, in fewer passes.
+/// Bytes equal to the canonical serialization of the typed envelope are in normal form by
+/// construction, so the separate normal-form comparison of `decode` is not needed.
+pub fn verify_stored(bytes: &[u8], ledger: &LedgerName) -> Result<VerifiedEvent, StoredError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max: MAX_EVENT_BYTES,
+        }
+        .into());
+    }
+    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let ev = SignedEvent::from_envelope(envelope)?.verify(ledger)?;
+    if ev.canonical_bytes() != bytes {
+        return Err(StoredError::NotCanonical);
+    }
+    Ok(ev)
 }

@@ -20,13 +20,14 @@ use crate::core::event::{Body, Role};
 use crate::core::ids::{EventHash, LedgerName, LogIndex, PartyId};
 use crate::core::unit::UnitId;
 use crate::core::values::{CountryCode, Timestamp};
+use crate::core::verify::VerifiedEvent;
 use crate::screen::hierarchy::{PartyInfo, PartyScreening};
 use crate::screen::matcher::Index;
-use crate::store::{Store, StoreError};
+use crate::store::{LogEntry, Store, StoreError};
 
 /// Entries decoded and verified per parallel chunk: adapted so a chunk holds about
 /// `CHUNK_BYTES` of events (lot events are large, single-unit transfers small).
-const CHUNK_BYTES: usize = 32 << 20;
+const CHUNK_BYTES: usize = 8 << 20;
 const CHUNK_MAX: u64 = 8192;
 
 /// Parties interned as table positions.
@@ -73,8 +74,11 @@ impl Directory for PartyTable {
             if cur == *maker {
                 return Ok(true);
             }
-            match self.sponsor[cur as usize].clone() {
-                Some(s) => cur = self.intern(&s),
+            match self.sponsor[cur as usize]
+                .as_ref()
+                .and_then(|s| self.by_id.get(s))
+            {
+                Some(&s) => cur = s,
                 None => return Ok(false),
             }
         }
@@ -119,32 +123,57 @@ pub fn replay<S: Store>(
         units: HashMap::new(),
         hashes: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
     };
-    let mut start = 0;
-    let mut chunk: u64 = 256;
-    while start < total {
-        let end = (start + chunk).min(total);
-        let entries = store.entries(LogIndex::new(start), LogIndex::new(end))?;
-        let bytes: usize = entries.iter().map(|e| e.event.len()).sum();
-        if bytes > CHUNK_BYTES {
-            chunk = (chunk / 2).max(1);
-        } else if bytes < CHUNK_BYTES / 4 {
-            chunk = (chunk * 2).min(CHUNK_MAX);
-        }
-        let checked: Vec<_> = entries
-            .par_iter()
-            .map(|e| crate::audit::check_entry(ledger, e).map_err(|f| f.detail))
-            .collect();
-        for (e, ev) in entries.iter().zip(checked) {
-            rp.hashes.push(e.hash);
-            // An event that fails its checks is skipped: the units it names then end
-            // short of their recorded head, and are reported broken at it.
-            if let Ok(ev) = ev {
-                rp.apply(e.index, ev.hash(), ev.body())?;
+    // A reader thread reads and checks chunks (on every core) while this thread replays
+    // the previous one; the channel holds at most two chunks.
+    type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, StoreError>>(2);
+    std::thread::scope(|scope| -> Result<(), StoreError> {
+        scope.spawn(move || {
+            let mut start = 0;
+            let mut chunk: u64 = 256;
+            while start < total {
+                let end = (start + chunk).min(total);
+                let entries = match store.entries(LogIndex::new(start), LogIndex::new(end)) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let bytes: usize = entries.iter().map(|e| e.event.len()).sum();
+                if bytes > CHUNK_BYTES {
+                    chunk = (chunk / 2).max(1);
+                } else if bytes < CHUNK_BYTES / 4 {
+                    chunk = (chunk * 2).min(CHUNK_MAX);
+                }
+                let checked: Chunk = entries
+                    .into_par_iter()
+                    .map(|e| {
+                        let ev = crate::audit::check_entry(ledger, &e).map_err(|f| f.detail);
+                        (e, ev)
+                    })
+                    .collect();
+                if tx.send(Ok(checked)).is_err() {
+                    return;
+                }
+                start = end;
             }
+        });
+        let mut done = 0;
+        for chunk in rx {
+            for (e, ev) in chunk? {
+                rp.hashes.push(e.hash);
+                // An event that fails its checks is skipped: the units it names then end
+                // short of their recorded head, and are reported broken at it.
+                if let Ok(ev) = ev {
+                    rp.apply(e.index, ev.hash(), ev.body())?;
+                }
+                done += 1;
+            }
+            progress(done, total);
         }
-        progress(end, total);
-        start = end;
-    }
+        Ok(())
+    })?;
     Ok(rp)
 }
 
@@ -201,25 +230,48 @@ pub fn baseline<S: Store>(
     replay(store, ledger, &|_, _| {})?.peers(rule)
 }
 
+/// What judging one unit reads: shared, read-only tables, plus a per-thread memo of dated
+/// screenings.
 struct Ctx<'a> {
-    table: &'a mut PartyTable,
+    table: &'a PartyTable,
     hashes: &'a [EventHash],
-    screens: Screens<'a, HashMap<PartyId, PartyInfo>>,
+    screens: &'a Screens<'a, HashMap<PartyId, PartyInfo>>,
+    dated: HashMap<(u32, Timestamp), bool>,
 }
 
 impl Directory for Ctx<'_> {
     type Key = u32;
     fn key(&mut self, id: &PartyId) -> Result<u32, StoreError> {
-        self.table.key(id)
+        self.table
+            .by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt {
+                location: format!("party {id}"),
+                detail: "named by the log but not in the replay's party table".into(),
+            })
     }
     fn country(&mut self, p: &u32) -> Result<Option<CountryCode>, StoreError> {
-        self.table.country(p)
+        Ok(self.table.country[*p as usize])
     }
     fn is_end_user(&mut self, p: &u32) -> Result<bool, StoreError> {
-        self.table.is_end_user(p)
+        Ok(self.table.end_user[*p as usize])
     }
     fn authorized(&mut self, maker: &u32, p: &u32) -> Result<bool, StoreError> {
-        self.table.authorized(maker, p)
+        let mut cur = *p;
+        for _ in 0..64 {
+            if cur == *maker {
+                return Ok(true);
+            }
+            match self.table.sponsor[cur as usize]
+                .as_ref()
+                .and_then(|s| self.table.by_id.get(s))
+            {
+                Some(&s) => cur = s,
+                None => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -241,12 +293,17 @@ impl Evidence for Ctx<'_> {
             .expect("the walk names only events the replay read")
     }
     fn screen(&mut self, p: &u32) -> Result<Arc<PartyScreening>, StoreError> {
-        let id = self.table.ids[*p as usize].clone();
-        self.screens.now(&id)
+        self.screens.get(&self.table.ids[*p as usize])
     }
     fn restricted_at(&mut self, p: &u32, t: Timestamp) -> Result<bool, StoreError> {
-        let id = self.table.ids[*p as usize].clone();
-        self.screens.restricted_at(&id, t)
+        if let Some(&r) = self.dated.get(&(*p, t)) {
+            return Ok(r);
+        }
+        let r = self
+            .screens
+            .restricted_on(&self.table.ids[*p as usize], t)?;
+        self.dated.insert((*p, t), r);
+        Ok(r)
     }
 }
 
@@ -275,7 +332,7 @@ pub fn resolve_all<S: Store>(
     })?;
     let peers = rp.peers(o.dwell)?;
     let Replay {
-        mut table,
+        table,
         info,
         units,
         hashes,
@@ -283,11 +340,7 @@ pub fn resolve_all<S: Store>(
     let mut screens = Screens::new(index, &info, o.thresholds);
     progress("screen parties", 0, table.ids.len() as u64);
     screens.preload(&table.ids)?;
-    let mut cx = Ctx {
-        table: &mut table,
-        hashes: &hashes,
-        screens,
-    };
+    let (table, screens) = (&table, &screens);
     let mut sum = Summary {
         peers: Some(peers),
         ..Summary::default()
@@ -298,38 +351,51 @@ pub fn resolve_all<S: Store>(
         let page = store.units(after.as_ref(), 4096)?;
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
-        for rec in &page {
-            sum.units += 1;
-            let r = match units.get(&rec.id) {
-                None => broken(
-                    &rec.id,
-                    None,
-                    format!("unit {} has no register event in the log", rec.id),
-                ),
-                Some(UnitState {
-                    broken: Some((i, d)),
-                    ..
-                }) => broken(
-                    &rec.id,
-                    Some(*i),
-                    format!("chain of unit {} is broken at log index {i}: {d}", rec.id),
-                ),
-                Some(s) if s.walk.head != Some(rec.head) => {
-                    match chain::read(store, ledger, &rec.id) {
-                        Err(ChainError::Store(e)) => return Err(e),
-                        Err(e @ ChainError::Broken { index, .. }) => {
-                            broken(&rec.id, Some(index), e.to_string())
-                        }
-                        Err(e) => broken(&rec.id, None, e.to_string()),
-                        Ok(_) => broken(
-                            &rec.id,
-                            None,
-                            "the log replay does not end at the unit's recorded head".into(),
-                        ),
+        // Units are judged on every core; counts and `keep` see them in id order.
+        let judged: Vec<Result<Resolution, StoreError>> = page
+            .par_iter()
+            .map_init(
+                || Ctx {
+                    table,
+                    hashes: &hashes,
+                    screens,
+                    dated: HashMap::new(),
+                },
+                |cx, rec| match units.get(&rec.id) {
+                    None => Ok(broken(
+                        &rec.id,
+                        None,
+                        format!("unit {} has no register event in the log", rec.id),
+                    )),
+                    Some(UnitState {
+                        broken: Some((i, d)),
+                        ..
+                    }) => Ok(broken(
+                        &rec.id,
+                        Some(*i),
+                        format!("chain of unit {} is broken at log index {i}: {d}", rec.id),
+                    )),
+                    Some(s) if s.walk.head != Some(rec.head) => {
+                        Ok(match chain::read(store, ledger, &rec.id) {
+                            Err(ChainError::Store(e)) => return Err(e),
+                            Err(e @ ChainError::Broken { index, .. }) => {
+                                broken(&rec.id, Some(index), e.to_string())
+                            }
+                            Err(e) => broken(&rec.id, None, e.to_string()),
+                            Ok(_) => broken(
+                                &rec.id,
+                                None,
+                                "the log replay does not end at the unit's recorded head".into(),
+                            ),
+                        })
                     }
-                }
-                Some(s) => judge(&rec.id, &s.walk, &mut cx, o, &peers)?,
-            };
+                    Some(s) => judge(&rec.id, &s.walk, cx, o, &peers),
+                },
+            )
+            .collect();
+        for r in judged {
+            let r = r?;
+            sum.units += 1;
             *sum.counts.entry(r.verdict.as_str()).or_insert(0) += 1;
             if keep(&r)? {
                 sum.resolutions.push(r);

@@ -64,13 +64,16 @@ impl EventCache {
     }
 }
 
+/// A verified chain: log index and event, oldest first.
+pub type Verified = Vec<(LogIndex, Arc<VerifiedEvent>)>;
+
 /// The unit's verified chain, oldest first, or why it is broken.
 pub fn chain<S: Store>(
     store: &S,
     ledger: &LedgerName,
     unit: &UnitId,
     cache: &mut EventCache,
-) -> Result<Result<Vec<(LogIndex, Arc<VerifiedEvent>)>, ChainError>, StoreError> {
+) -> Result<Result<Verified, ChainError>, StoreError> {
     let Some(rec) = store.unit(unit)? else {
         return Ok(Err(ChainError::UnknownUnit(unit.clone())));
     };

@@ -66,6 +66,31 @@ impl<'a, P: Parties + Sync + ?Sized> Screens<'a, P> {
         Ok(s)
     }
 
+    /// The party screened now, without remembering it (for sharing across threads after
+    /// [`Screens::preload`]).
+    pub fn get(&self, id: &PartyId) -> Result<Arc<PartyScreening>, StoreError> {
+        match self.now.get(id) {
+            Some(s) => Ok(Arc::clone(s)),
+            None => Ok(Arc::new(
+                Screener::new(self.index, self.parties, self.th, None).party(id)?,
+            )),
+        }
+    }
+
+    /// Whether the party was restricted on the date of `t`, without remembering it.
+    pub fn restricted_on(&self, id: &PartyId, t: Timestamp) -> Result<bool, StoreError> {
+        if self.get(id)?.status != Status::Restricted {
+            return Ok(false);
+        }
+        let Some(d) = date_of(t) else {
+            return Ok(true);
+        };
+        Ok(Screener::new(self.index, self.parties, self.th, Some(d))
+            .party(id)?
+            .status
+            == Status::Restricted)
+    }
+
     /// Whether the party was restricted on the date of `t`.
     pub fn restricted_at(&mut self, id: &PartyId, t: Timestamp) -> Result<bool, StoreError> {
         if self.now(id)?.status != Status::Restricted {
