@@ -1070,3 +1070,42 @@ fn a_verdict_changes_when_the_list_changes() {
         .refused(None, &["resolve", "--all", "--changed-since", "ofac-sdn:7"])
         .contains("no version 7"));
 }
+
+#[test]
+fn resolve_reports_an_altered_event_as_a_broken_chain_in_both_paths() {
+    let (cli, _) = Cli::populated();
+    with_tree(&cli.data, |t| {
+        let mut v = t
+            .get(entry_key(5))
+            .expect("read")
+            .expect("entry 5")
+            .to_vec();
+        let pos = v
+            .windows(5)
+            .position(|w| w == b"AWB 1")
+            .expect("shipment text")
+            + 4;
+        v[pos] = b'9';
+        t.insert(entry_key(5), v).expect("write");
+    });
+    let all = cli.ok(None, &["resolve", "--all"]);
+    assert_schema("resolve_all_output", &all);
+    let broken: Vec<&Value> = all["resolutions"]
+        .as_array()
+        .expect("resolutions")
+        .iter()
+        .filter(|r| r["verdict"] == "broken")
+        .collect();
+    assert!(!broken.is_empty(), "{all:#}");
+    for r in &broken {
+        let f = &r["findings"][0];
+        assert_eq!(
+            (f["rule"].as_str(), f["index"].as_u64()),
+            (Some("chain_verification"), Some(5))
+        );
+        // The one-unit path (chain read) says the same.
+        let one = cli.ok(None, &["resolve", r["unit"].as_str().expect("unit")]);
+        assert_eq!(one["resolution"], **r);
+    }
+    assert_eq!(all["counts"]["broken"], broken.len());
+}

@@ -335,10 +335,15 @@ pub(crate) fn render(r: &Resolution) -> String {
 }
 
 pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     let store = open_store(&cli.data)?;
     let name = super::read::ledger_name(&store)?;
     let lists = SledLists::open(store.db())?;
     let (ix, used) = index_latest(&lists)?;
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        "store opened, list index built"
+    );
     let o = a.options();
     let mut basis = Basis {
         ledger: name.to_string(),

@@ -98,6 +98,9 @@ pub struct Replay {
     units: HashMap<UnitId, UnitState>,
     /// Event hash by log index.
     hashes: Vec<EventHash>,
+    /// Events that failed their checks, by stored hash: a unit whose next event names one
+    /// as `prev` is broken at it.
+    failed: HashMap<EventHash, (LogIndex, String)>,
 }
 
 /// Reads, verifies and replays the whole log. `progress(done, total)` after each chunk.
@@ -122,6 +125,7 @@ pub fn replay<S: Store>(
         info,
         units: HashMap::new(),
         hashes: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
+        failed: HashMap::new(),
     };
     // A reader thread reads and checks chunks (on every core) while this thread replays
     // the previous one; the channel holds at most two chunks.
@@ -165,8 +169,11 @@ pub fn replay<S: Store>(
                 rp.hashes.push(e.hash);
                 // An event that fails its checks is skipped: the units it names then end
                 // short of their recorded head, and are reported broken at it.
-                if let Ok(ev) = ev {
-                    rp.apply(e.index, ev.hash(), ev.body())?;
+                match ev {
+                    Ok(ev) => rp.apply(e.index, ev.hash(), ev.body())?,
+                    Err(why) => {
+                        rp.failed.insert(e.hash, (e.index, why));
+                    }
                 }
                 done += 1;
             }
@@ -202,6 +209,9 @@ impl Replay {
             }
             match s.walk.head {
                 Some(h) if h == l.prev => s.walk.step(index, hash, body, &mut self.table)?,
+                _ if self.failed.contains_key(&l.prev) => {
+                    s.broken = self.failed.get(&l.prev).cloned();
+                }
                 h => {
                     let want = h.map_or_else(|| "none".to_owned(), |h| h.to_string());
                     s.broken = Some((index, format!("prev is {}, expected {want}", l.prev)));
@@ -327,6 +337,7 @@ pub fn resolve_all<S: Store>(
     progress: &dyn Fn(&str, u64, u64),
     mut keep: impl FnMut(&Resolution) -> Result<bool, StoreError>,
 ) -> Result<Summary, StoreError> {
+    let started = std::time::Instant::now();
     let mut rp = replay(store, ledger, &|d, t| {
         progress("verify and replay the log", d, t)
     })?;
@@ -336,10 +347,22 @@ pub fn resolve_all<S: Store>(
         info,
         units,
         hashes,
+        ..
     } = rp;
     let mut screens = Screens::new(index, &info, o.thresholds);
+    tracing::info!(
+        events = hashes.len(),
+        units = units.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "log verified and replayed"
+    );
     progress("screen parties", 0, table.ids.len() as u64);
     screens.preload(&table.ids)?;
+    tracing::info!(
+        parties = table.ids.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "parties screened"
+    );
     let (table, screens) = (&table, &screens);
     let mut sum = Summary {
         peers: Some(peers),
@@ -403,5 +426,10 @@ pub fn resolve_all<S: Store>(
         }
         progress("judge units", sum.units, total);
     }
+    tracing::info!(
+        units = sum.units,
+        secs = started.elapsed().as_secs_f64(),
+        "units judged"
+    );
     Ok(sum)
 }
