@@ -13,11 +13,15 @@ use custody::screen::import::{self, Input};
 use custody::screen::matcher::{Index, Thresholds};
 use custody::store::{MemoryStore, Store};
 
-/// A deny list naming the fixture's end user, listed on `date`.
+/// A deny list naming the fixture's end user, listed on `date` (empty: no listing date, as
+/// in OFAC's files).
 fn index(date: &str) -> Index {
-    let json = format!(
-        r#"[{{"id": "D1", "name": "User Bureau", "country": "CN", "listed_on": "{date}"}}]"#
-    );
+    let listed = if date.is_empty() {
+        String::new()
+    } else {
+        format!(r#", "listed_on": "{date}""#)
+    };
+    let json = format!(r#"[{{"id": "D1", "name": "User Bureau", "country": "CN"{listed}}}]"#);
     let got = import::import(
         SourceKind::Denylist,
         &[Input {
@@ -160,6 +164,16 @@ fn sanctioned_history_says_whether_the_listing_came_before_or_after() {
         .find(|f| f.rule == "restricted_past_holder")
         .expect("history");
     assert_eq!(f.restricted_at_the_time, Some(false));
+    // A list without listing dates cannot say: the finding says so instead of guessing.
+    let unknown = run(&w, &index(""), &u);
+    assert_eq!(unknown.verdict, Verdict::SanctionedHistory);
+    let f = unknown
+        .findings
+        .iter()
+        .find(|f| f.rule == "restricted_past_holder")
+        .expect("history");
+    assert_eq!(f.restricted_at_the_time, None);
+    assert!(f.detail.contains("no listing date"), "{}", f.detail);
 }
 
 #[test]

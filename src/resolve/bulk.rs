@@ -246,7 +246,7 @@ struct Ctx<'a> {
     table: &'a PartyTable,
     hashes: &'a [EventHash],
     screens: &'a Screens<'a, HashMap<PartyId, PartyInfo>>,
-    dated: HashMap<(u32, Timestamp), bool>,
+    dated: HashMap<(u32, Timestamp), Option<bool>>,
 }
 
 impl Directory for Ctx<'_> {
@@ -305,7 +305,7 @@ impl Evidence for Ctx<'_> {
     fn screen(&mut self, p: &u32) -> Result<Arc<PartyScreening>, StoreError> {
         self.screens.get(&self.table.ids[*p as usize])
     }
-    fn restricted_at(&mut self, p: &u32, t: Timestamp) -> Result<bool, StoreError> {
+    fn restricted_at(&mut self, p: &u32, t: Timestamp) -> Result<Option<bool>, StoreError> {
         if let Some(&r) = self.dated.get(&(*p, t)) {
             return Ok(r);
         }

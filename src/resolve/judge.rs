@@ -22,8 +22,9 @@ pub trait Evidence: Directory {
     fn hash(&self, i: LogIndex) -> EventHash;
     /// The party screened against the lists as they are now (memoized by the caller).
     fn screen(&mut self, p: &Self::Key) -> Result<Arc<PartyScreening>, StoreError>;
-    /// Whether the party was already restricted on the date of `t`.
-    fn restricted_at(&mut self, p: &Self::Key, t: Timestamp) -> Result<bool, StoreError>;
+    /// Whether the party was already restricted on the date of `t` (`None`: the listing
+    /// that restricts it has no date in its list).
+    fn restricted_at(&mut self, p: &Self::Key, t: Timestamp) -> Result<Option<bool>, StoreError>;
 }
 
 fn at<E: Evidence>(
@@ -73,7 +74,12 @@ fn screened<E: Evidence>(
             );
             f.screening.clone_from(&sc.findings);
             if history {
-                f.restricted_at_the_time = Some(ev.restricted_at(&s.party, s.since)?);
+                f.restricted_at_the_time = ev.restricted_at(&s.party, s.since)?;
+                if f.restricted_at_the_time.is_none() {
+                    f.detail.push_str(
+                        "; the list gives no listing date, so whether it was already listed when it took custody is not known",
+                    );
+                }
             }
             out.push(f);
         }

@@ -184,7 +184,7 @@ impl<S: Store> judge::Evidence for One<'_, '_, S> {
     fn screen(&mut self, p: &PartyId) -> Result<Arc<PartyScreening>, StoreError> {
         self.screens.now(p)
     }
-    fn restricted_at(&mut self, p: &PartyId, t: Timestamp) -> Result<bool, StoreError> {
+    fn restricted_at(&mut self, p: &PartyId, t: Timestamp) -> Result<Option<bool>, StoreError> {
         self.screens.restricted_at(p, t)
     }
 }

@@ -20,7 +20,7 @@ pub struct Screens<'a, P: Parties + Sync + ?Sized> {
     parties: &'a P,
     th: Thresholds,
     now: HashMap<PartyId, Arc<PartyScreening>>,
-    dated: HashMap<(PartyId, Date), bool>,
+    dated: HashMap<(PartyId, Timestamp), Option<bool>>,
 }
 
 fn date_of(t: Timestamp) -> Option<Date> {
@@ -77,36 +77,45 @@ impl<'a, P: Parties + Sync + ?Sized> Screens<'a, P> {
         }
     }
 
-    /// Whether the party was restricted on the date of `t`, without remembering it.
-    pub fn restricted_on(&self, id: &PartyId, t: Timestamp) -> Result<bool, StoreError> {
+    /// Whether the party was restricted on the date of `t`, without remembering it:
+    /// `None` when that rests on entries whose list gives no listing date.
+    pub fn restricted_on(&self, id: &PartyId, t: Timestamp) -> Result<Option<bool>, StoreError> {
         if self.get(id)?.status != Status::Restricted {
-            return Ok(false);
+            return Ok(Some(false));
         }
         let Some(d) = date_of(t) else {
-            return Ok(true);
+            return Ok(None);
         };
-        Ok(Screener::new(self.index, self.parties, self.th, Some(d))
-            .party(id)?
-            .status
-            == Status::Restricted)
+        let screen = |strict: bool| -> Result<bool, StoreError> {
+            let s = Screener::new(self.index, self.parties, self.th, Some(d));
+            let mut s = if strict {
+                s.unknown_dates_not_in_force()
+            } else {
+                s
+            };
+            Ok(s.party(id)?.status == Status::Restricted)
+        };
+        if screen(true)? {
+            Ok(Some(true))
+        } else if !screen(false)? {
+            Ok(Some(false))
+        } else {
+            Ok(None)
+        }
     }
 
-    /// Whether the party was restricted on the date of `t`.
-    pub fn restricted_at(&mut self, id: &PartyId, t: Timestamp) -> Result<bool, StoreError> {
-        if self.now(id)?.status != Status::Restricted {
-            return Ok(false);
-        }
-        let Some(d) = date_of(t) else {
-            return Ok(true);
-        };
-        if let Some(&r) = self.dated.get(&(id.clone(), d)) {
+    /// [`Screens::restricted_on`], remembered per party and date.
+    pub fn restricted_at(
+        &mut self,
+        id: &PartyId,
+        t: Timestamp,
+    ) -> Result<Option<bool>, StoreError> {
+        let key = (id.clone(), t);
+        if let Some(&r) = self.dated.get(&key) {
             return Ok(r);
         }
-        let r = Screener::new(self.index, self.parties, self.th, Some(d))
-            .party(id)?
-            .status
-            == Status::Restricted;
-        self.dated.insert((id.clone(), d), r);
+        let r = self.restricted_on(id, t)?;
+        self.dated.insert(key, r);
         Ok(r)
     }
 }

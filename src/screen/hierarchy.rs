@@ -152,6 +152,8 @@ pub struct Screener<'a, P: Parties + ?Sized> {
     parties: &'a P,
     th: Thresholds,
     date: Option<Date>,
+    /// With a date: entries without a listing date count as not yet in force.
+    strict_dates: bool,
     memo: HashMap<PartyId, PartyScreening>,
 }
 
@@ -165,8 +167,18 @@ impl<'a, P: Parties + ?Sized> Screener<'a, P> {
             parties,
             th,
             date,
+            strict_dates: false,
             memo: HashMap::new(),
         }
+    }
+
+    /// Counts entries whose list gives no listing date (OFAC's legacy files) as not in
+    /// force on the date asked, instead of in force: with both answers, a caller can tell
+    /// "restricted on that date", "not yet", and "cannot tell".
+    #[must_use]
+    pub fn unknown_dates_not_in_force(mut self) -> Self {
+        self.strict_dates = true;
+        self
     }
 
     /// Screens names directly: match-level candidates in force, and the rest for review.
@@ -189,8 +201,10 @@ impl<'a, P: Parties + ?Sized> Screener<'a, P> {
                 }
             }
         }
-        hits.into_iter()
-            .partition(|c| c.level == Level::Match && c.in_force)
+        let strict = self.strict_dates && self.date.is_some();
+        hits.into_iter().partition(|c| {
+            c.level == Level::Match && c.in_force && !(strict && c.listed_on.is_none())
+        })
     }
 
     /// Screens a party, following its parent and owners.
