@@ -116,6 +116,8 @@ struct Basis {
     lists: Vec<SnapshotRef>,
     /// The dwell baseline the `long_dwell` flag was judged against.
     peers: Peers,
+    /// The time stale transfers and dwell were judged at.
+    as_of: crate::core::values::Timestamp,
 }
 
 #[derive(Serialize)]
@@ -350,6 +352,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         checkpoint: store.latest_checkpoint()?.map(|c| CheckpointRef::of(&c)),
         lists: used,
         peers: Peers::of(vec![], o.dwell),
+        as_of: o.now,
     };
     if let Some(u) = &a.unit {
         let unit = parse_unit(&store, u)?;

@@ -241,7 +241,7 @@ pub async fn get_resolution(
         let o = resolve_options(&state);
         let peers = state.peers(o.dwell)?;
         let r = crate::resolve::resolve(store, state.ledger.name(), ix, &u, &o, &peers)?;
-        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": peers, "resolution": r}))
+        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": peers, "as_of": o.now, "resolution": r}))
     })
     .await?;
     Ok(Json(out).into_response())
@@ -296,7 +296,7 @@ pub async fn get_resolutions(
         let sum = crate::resolve::resolve_all(store, state.ledger.name(), ix, &o, &|_, _, _| {}, |r| {
             Ok(wanted.is_none_or(|v| v == r.verdict))
         })?;
-        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": sum.peers, "units": sum.units, "counts": sum.counts, "resolutions": sum.resolutions}))
+        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": sum.peers, "as_of": o.now, "units": sum.units, "counts": sum.counts, "resolutions": sum.resolutions}))
     })
     .await?;
     Ok(Json(out).into_response())
