@@ -21,7 +21,12 @@ fn index(date: &str) -> Index {
     } else {
         format!(r#", "listed_on": "{date}""#)
     };
-    let json = format!(r#"[{{"id": "D1", "name": "User Bureau", "country": "CN"{listed}}}]"#);
+    named("User Bureau", &listed)
+}
+
+/// A deny list with one entry named `name`.
+fn named(name: &str, listed: &str) -> Index {
+    let json = format!(r#"[{{"id": "D1", "name": "{name}", "country": "CN"{listed}}}]"#);
     let got = import::import(
         SourceKind::Denylist,
         &[Input {
@@ -385,4 +390,46 @@ fn a_list_update_re_resolves_only_the_units_of_changed_parties() {
     // The same lists on both sides change nothing and touch nothing.
     let none = changed(store, &ledger_name(), &ix, &ix, &opts(w.now()), &peers).expect("changed");
     assert_eq!((none.units_touched, none.changes.len()), (0, 0));
+}
+
+#[test]
+fn a_declared_end_user_that_is_restricted_is_a_sanctioned_end() {
+    let w = World::new(MemoryStore::new());
+    let c = w.client();
+    let u = w.register(1);
+    let t = c
+        .transfer(&w.maker, &w.dist.party_id(), &u, text("S"), cn())
+        .expect("transfer");
+    // The distributor holds it, declaring the (listed) bureau as the end user.
+    let mut decl = eu("CN");
+    decl.end_user_party = Some(w.user.party_id());
+    c.accept(&w.dist, &t.hash, &[], Some(decl)).expect("accept");
+    let r = run(&w, &index("2023-01-01"), &u[0]);
+    assert_eq!(r.verdict, Verdict::SanctionedEnd, "{:#?}", r.findings);
+    let f = &r.findings[0];
+    assert_eq!(
+        (f.rule, f.party.clone()),
+        ("restricted_end_user", Some(w.user.party_id()))
+    );
+    assert!(!f.screening.is_empty());
+}
+
+#[test]
+fn a_possible_match_between_the_thresholds_is_for_review() {
+    let w = World::new(MemoryStore::new());
+    let u = moved(&w, 3);
+    // "User Office Bureau" scores between the review (0.70) and match (0.86) thresholds
+    // against the holder "User Bureau".
+    let r = run(&w, &named("User Office Bureau", ""), &u);
+    assert_eq!(r.verdict, Verdict::Review, "{:#?}", r.findings);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "possible_match")
+        .expect("possible_match");
+    assert_eq!(f.party, Some(w.user.party_id()));
+    assert!(f.detail.contains("possible match"), "{}", f.detail);
+    assert_eq!(f.candidates.len(), 1, "the evidence names the candidate");
+    assert_eq!(f.candidates[0].entry_name, "User Office Bureau");
+    assert!(f.candidates[0].score >= 0.70 && f.candidates[0].score < 0.86);
 }

@@ -332,6 +332,12 @@ pub(crate) fn render(r: &Resolution) -> String {
         for b in &f.screening {
             s.push_str(&format!("\n      evidence: {}", basis(b)));
         }
+        for c in &f.candidates {
+            s.push_str(&format!(
+                "\n      candidate: {}:{} \"{}\" score {:.3}",
+                c.list, c.entry_id, c.entry_name, c.score
+            ));
+        }
     }
     s
 }

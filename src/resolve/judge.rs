@@ -45,6 +45,7 @@ fn at<E: Evidence>(
         party: Some(ev.id(party)),
         date: Some(date),
         screening: vec![],
+        candidates: vec![],
         restricted_at_the_time: None,
     }
 }
@@ -84,7 +85,7 @@ fn screened<E: Evidence>(
             out.push(f);
         }
         Status::Review => {
-            let f = at(
+            let mut f = at(
                 ev,
                 Verdict::Review,
                 "possible_match",
@@ -97,6 +98,7 @@ fn screened<E: Evidence>(
                 &s.party,
                 s.since,
             );
+            f.candidates.clone_from(&sc.review);
             out.push(f);
         }
         Status::Clear => {}

@@ -98,6 +98,9 @@ pub struct Finding {
     /// For sanctioned findings: why the party is restricted (listing, parent path, owners).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub screening: Vec<Screened>,
+    /// For possible matches: the candidates between the review and match thresholds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<crate::screen::matcher::Candidate>,
     /// For history: was the party already restricted on the date it took custody?
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restricted_at_the_time: Option<bool>,
@@ -211,6 +214,7 @@ fn broken(unit: &UnitId, index: Option<LogIndex>, detail: String) -> Resolution 
             party: None,
             date: None,
             screening: vec![],
+            candidates: vec![],
             restricted_at_the_time: None,
         }],
     }
