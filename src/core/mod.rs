@@ -3,6 +3,7 @@
 //! I/O, reads a clock or can fail because of the environment.
 
 pub mod authz;
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod error;

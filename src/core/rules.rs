@@ -7,6 +7,7 @@ use super::error::RuleError;
 use super::event::{Body, Profile, Role, UnitLink};
 use super::ids::{EventHash, LogIndex, PartyId, PublicKey};
 use super::state::{Delta, IndexOp, KeyRecord, PartyRecord, Pending, StateRead, UnitRecord};
+use super::unit::UnitId;
 use super::unit::UnitKind;
 use super::values::Timestamp;
 use super::verify::VerifiedEvent;
@@ -24,6 +25,28 @@ pub struct Context {
 /// Judges `ev` against `state`. On success the returned delta, applied together with the
 /// event, is the whole effect of the event.
 pub fn apply(state: &impl StateRead, ev: &VerifiedEvent, ctx: Context) -> Result<Delta, RuleError> {
+    judge(state, ev, ctx, None)
+}
+
+/// [`apply`] as far as one unit is concerned: the links of other units in the event are not
+/// judged (their earlier history may not be in `state`). Every other rule applies in full:
+/// signatures, authorization, and the chain rules for `unit`. What an offline verifier of
+/// one unit's evidence bundle replays.
+pub fn apply_for_unit(
+    state: &impl StateRead,
+    ev: &VerifiedEvent,
+    ctx: Context,
+    unit: &UnitId,
+) -> Result<Delta, RuleError> {
+    judge(state, ev, ctx, Some(unit))
+}
+
+fn judge(
+    state: &impl StateRead,
+    ev: &VerifiedEvent,
+    ctx: Context,
+    only: Option<&UnitId>,
+) -> Result<Delta, RuleError> {
     let body = ev.body();
     let kind = body.kind();
     let at = body.at();
@@ -42,6 +65,7 @@ pub fn apply(state: &impl StateRead, ev: &VerifiedEvent, ctx: Context) -> Result
         at,
         hash: ev.hash(),
         ctx,
+        only,
     };
     let operator = match (state.operator(), body) {
         (None, Body::Genesis(_)) if ctx.index == LogIndex::new(0) => None,
@@ -405,6 +429,8 @@ struct Rules<'s, S: StateRead> {
     at: Timestamp,
     hash: EventHash,
     ctx: Context,
+    /// Judge the links of this unit only ([`apply_for_unit`]).
+    only: Option<&'s UnitId>,
 }
 
 impl<'s, S: StateRead> Rules<'s, S> {
@@ -627,6 +653,9 @@ impl<'s, S: StateRead> Rules<'s, S> {
     ) -> Result<Delta, RuleError> {
         let mut d = Delta::default();
         for l in links {
+            if self.only.is_some_and(|u| u != &l.unit) {
+                continue;
+            }
             let u = self
                 .state
                 .unit(&l.unit)
