@@ -44,6 +44,12 @@ fn main() -> ExitCode {
         Command::Screen(a) => cli::screen::screen(&cli, a),
         Command::Serve(a) => cli::serve(&cli, a),
         Command::Demo(a) => cli::demo::run(&cli, a),
+        Command::Export(a) => cli::bundle::export(&cli, a),
+        Command::VerifyBundle(a) => match cli::bundle::verify(&cli, a) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(3),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ use crate::keys::KeyPair;
 use crate::ledger::{system_clock, Ledger, Receipt};
 use crate::store::{SledStore, Store};
 
+pub mod bundle;
 pub mod demo;
 pub mod events;
 pub mod log;
@@ -110,6 +111,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the demonstration scenario on the embedded example keys.
     Demo(demo::DemoArgs),
+    /// Write a unit's evidence bundle: its chain, the events of every party involved, and
+    /// inclusion proofs against the latest checkpoint.
+    Export(bundle::ExportArgs),
+    /// Verify an evidence bundle offline against the log's verifier key (exit 3 if it fails).
+    VerifyBundle(bundle::VerifyBundleArgs),
 }
 
 /// A unit as users type it: a URN, or `MANUFACTURER-HANDLE/PRODUCT/SERIAL`.
