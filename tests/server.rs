@@ -193,6 +193,18 @@ fn events_reads_proofs_and_metrics_over_http() {
     assert_eq!(json(&b)["pending"]["to"], dist.party_id().to_string());
     let (_, _, b) = get(&s, &format!("/v1/units/{}/chain", units[0]));
     assert_eq!(json(&b)["events"].as_array().map(Vec::len), Some(2));
+    // The evidence bundle from the live server verifies offline with the log's key (the
+    // server signs a covering checkpoint on demand: its checkpoints are once a second).
+    let (code, _, b) = get(&s, &format!("/v1/units/{}/bundle", units[0]));
+    assert_eq!(code, 200, "{b}");
+    let bundle: custody::core::bundle::Bundle = serde_json::from_str(&b).expect("bundle");
+    let vkey = custody::core::checkpoint::VerifierKey {
+        name: ledger_name(),
+        key: log_key().public,
+    };
+    let v = custody::core::bundle::verify(&bundle, &vkey).expect("verifies offline");
+    assert_eq!(v.chain.len(), 2);
+    assert_eq!(v.state.pending.map(|p| p.to), Some(dist.party_id()));
     let (_, _, b) = get(&s, "/v1/parties");
     assert_eq!(json(&b).as_array().map(Vec::len), Some(6));
     let (code, _, b) = get(&s, "/v1/parties/dist");
@@ -608,6 +620,18 @@ fn the_openapi_document_matches_the_schemas_and_the_server() {
             "/v1/units/{unit}/resolution",
             "get",
             format!("/v1/units/{u}/resolution"),
+            None,
+        ),
+        (
+            "/v1/units/{unit}/bundle",
+            "get",
+            format!("/v1/units/{u}/bundle"),
+            None,
+        ),
+        (
+            "/v1/units/{unit}/bundle",
+            "get",
+            "/v1/units/zzz/bundle".into(),
             None,
         ),
         (

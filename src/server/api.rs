@@ -215,6 +215,33 @@ pub async fn get_chain(State(state): State<AppState>, Path(unit): Path<String>) 
     Ok(Json(c).into_response())
 }
 
+/// `GET /v1/units/{unit}/bundle`: the unit's evidence bundle (FORMAT.md §15), against a
+/// checkpoint that covers its last event (signed on demand when the latest does not).
+pub async fn get_bundle(State(state): State<AppState>, Path(unit): Path<String>) -> Reply {
+    use crate::bundle::{export, ExportError};
+    let u = parse_unit(&unit)?;
+    let b = blocking(move || {
+        let store = state.ledger.store();
+        let first = match export(store, &u) {
+            Err(ExportError::NotCovered { .. }) => {
+                state
+                    .ledger
+                    .checkpoint()
+                    .map_err(|e| Problem::internal("signing a checkpoint", &e))?;
+                export(store, &u)
+            }
+            other => other,
+        };
+        first.map_err(|e| match e {
+            ExportError::UnknownUnit(u) => not_found(format!("unit {u} is not registered")),
+            ExportError::Store(e) => e.into(),
+            e => Problem::internal("exporting a bundle", &e),
+        })
+    })
+    .await?;
+    Ok(Json(b).into_response())
+}
+
 /// `GET /v1/parties`.
 pub async fn get_parties(State(state): State<AppState>) -> Reply {
     let all = blocking(move || Ok(state.ledger.store().parties()?)).await?;

@@ -187,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ledger", get(api::get_ledger))
         .route("/units/{unit}", get(api::get_unit))
         .route("/units/{unit}/chain", get(api::get_chain))
+        .route("/units/{unit}/bundle", get(api::get_bundle))
         .route("/units/{unit}/resolution", get(operator::get_resolution))
         .route("/resolutions", get(operator::get_resolutions))
         .route("/parties", get(api::get_parties))
