@@ -16,6 +16,7 @@ pub mod core;
 pub mod keys;
 pub mod ledger;
 pub mod log;
+pub mod monitor;
 pub mod remote;
 pub mod resolve;
 pub mod screen;

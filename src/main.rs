@@ -45,6 +45,11 @@ fn main() -> ExitCode {
         Command::Serve(a) => cli::serve(&cli, a),
         Command::Demo(a) => cli::demo::run(&cli, a),
         Command::Export(a) => cli::bundle::export(&cli, a),
+        Command::Monitor(a) => match cli::monitor::run(&cli, a) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(4),
+            Err(e) => Err(e),
+        },
         Command::VerifyBundle(a) => match cli::bundle::verify(&cli, a) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(3),

@@ -84,7 +84,11 @@ impl Cli {
 
     /// A ledger with a maker, two distributors, units moved through them.
     fn populated() -> (Self, String) {
-        let cli = Self::new();
+        Self::populate(Self::new())
+    }
+
+    /// [`Cli::populated`] in an existing (empty or keyed) data directory.
+    fn populate(cli: Self) -> (Self, String) {
         let r = cli.ok(
             None,
             &[
@@ -1164,4 +1168,119 @@ fn export_a_bundle_and_verify_it_offline() {
         msg.contains("neither a verifier key nor a readable file"),
         "{msg}"
     );
+}
+
+#[test]
+fn the_monitor_follows_the_log_and_catches_a_rewritten_history() {
+    let (cli, _) = Cli::populated();
+    let vk = cli.ok(None, &["checkpoint"])["verifier_key"]
+        .as_str()
+        .expect("verifier key")
+        .to_owned();
+    let unit = cli.ok(None, &["unit", "helix-genomics/SEQ-3500/SN0001"])["id"]
+        .as_str()
+        .expect("unit")
+        .to_owned();
+    let state = cli.data.with_extension("monitor.json");
+    let st = state.to_str().expect("utf-8").to_owned();
+    let monitor = |url: &str| {
+        cli.run(
+            None,
+            &[
+                "--server",
+                url,
+                "monitor",
+                "--state",
+                &st,
+                "--verifier-key",
+                &vk,
+                "--watch-unit",
+                &unit,
+            ],
+        )
+    };
+    let size;
+    {
+        let server = serve(&cli);
+        let out = monitor(&server.1);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let first: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_schema("monitor_output", &first);
+        assert_eq!(first["old_size"], 0);
+        assert_eq!(first["entries_verified"], first["new_size"]);
+        assert!(first.get("alert").is_none());
+        // A new event for the watched unit, through the server.
+        cli.ok(
+            Some("pearl-river-trading"),
+            &[
+                "--server",
+                &server.1,
+                "transfer",
+                "--to",
+                "tianshan-scientific",
+                "--unit",
+                "helix-genomics/SEQ-3500/SN0001",
+                "--shipment",
+                "SF 10",
+                "--destination",
+                "CN",
+            ],
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let next = loop {
+            let out = monitor(&server.1);
+            assert!(out.status.success());
+            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+            if v["new_size"] != v["old_size"] || std::time::Instant::now() > deadline {
+                break v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert_schema("monitor_output", &next);
+        assert_eq!(next["entries_verified"], 1, "{next:#}");
+        assert_eq!(next["touches"][0]["kind"], "transfer");
+        assert_eq!(next["touches"][0]["units"][0], unit.as_str());
+        size = next["new_size"].as_u64().expect("size");
+    }
+    // The operator rebuilds the ledger with another history under the same name and log key,
+    // longer than what the monitor verified, and serves it.
+    let forged = Cli::new();
+    std::fs::create_dir_all(&forged.data).expect("dir");
+    std::fs::copy(
+        cli.data.join("log-key.pem"),
+        forged.data.join("log-key.pem"),
+    )
+    .expect("copy key");
+    let (forged, _) = Cli::populate(forged);
+    for serial in ["X1", "X2"] {
+        forged.ok(
+            Some("helix-genomics"),
+            &["register", "--product", "SEQ-3500", "--serial", serial],
+        );
+    }
+    let server = serve(&forged);
+    let before = std::fs::read(&state).expect("state");
+    let out = monitor(&server.1);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_schema("monitor_output", &v);
+    assert_eq!(v["alert"]["kind"], "forked", "{v:#}");
+    assert!(v["new_size"].as_u64().expect("size") > size);
+    // Both signed checkpoints are kept as evidence; the verified state is untouched.
+    let files = v["alert"]["evidence"].as_array().expect("evidence");
+    assert_eq!(files.len(), 2);
+    for f in files {
+        let note = std::fs::read(f.as_str().expect("path")).expect("evidence file");
+        custody::core::checkpoint::SignedCheckpoint::parse(&note).expect("a signed checkpoint");
+    }
+    assert_eq!(std::fs::read(&state).expect("state"), before);
 }

@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod demo;
 pub mod events;
 pub mod log;
+pub mod monitor;
 pub mod party;
 pub mod read;
 pub mod resolve;
@@ -116,6 +117,9 @@ pub enum Command {
     Export(bundle::ExportArgs),
     /// Verify an evidence bundle offline against the log's verifier key (exit 3 if it fails).
     VerifyBundle(bundle::VerifyBundleArgs),
+    /// Follow a server's log (--server): verify every checkpoint and entry, alert (exit 4,
+    /// evidence saved) if it shrinks or forks, report events touching watched units/parties.
+    Monitor(monitor::MonitorArgs),
 }
 
 /// A unit as users type it: a URN, or `MANUFACTURER-HANDLE/PRODUCT/SERIAL`.

@@ -444,6 +444,13 @@ impl Frontier {
         fold(&hs)
     }
 
+    /// The hashes of `range_nodes(0, size)`, in that order: what [`Frontier::from_nodes`]
+    /// takes back (a monitor keeps them between runs).
+    #[must_use]
+    pub fn hashes(&self) -> Vec<TreeHash> {
+        self.nodes.iter().map(|(_, h)| *h).collect()
+    }
+
     /// Appends a leaf hash; returns every node it completes (the leaf first).
     pub fn push(&mut self, leaf: TreeHash) -> Vec<(NodeId, TreeHash)> {
         let mut made = vec![(NodeId::leaf(self.size), leaf)];
