@@ -1284,3 +1284,162 @@ fn the_monitor_follows_the_log_and_catches_a_rewritten_history() {
     }
     assert_eq!(std::fs::read(&state).expect("state"), before);
 }
+
+#[test]
+fn witnesses_cosign_a_consistent_log_and_refuse_a_rewritten_one() {
+    let (cli, _) = Cli::populated();
+    let vk = cli.ok(None, &["checkpoint"])["verifier_key"]
+        .as_str()
+        .expect("verifier key")
+        .to_owned();
+    let wkey = cli.data.with_extension("witness.pem");
+    let wk = wkey.to_str().expect("utf-8");
+    cli.ok(None, &["keygen", "--out", wk]);
+    let name = "witness.example/w1";
+    let wvk = cli.ok(
+        None,
+        &[
+            "witness",
+            "--name",
+            name,
+            "--witness-key",
+            wk,
+            "--print-vkey",
+        ],
+    )["verifier_key"]
+        .as_str()
+        .expect("vkey")
+        .to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let state = cli.data.with_extension("witness-state.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .args(["witness", "--name", name, "--witness-key", wk, "--log", &vk])
+        .args(["--state", state.to_str().expect("utf-8")])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("witness starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let _witness = Served(child, url.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "witness not ready");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let first = cli.ok(None, &["cosign", "--witness", &url]);
+    assert_eq!(first["answers"][0]["cosigned"], true, "{first:#}");
+    // The log grows; the witness checks the consistency proof from what it cosigned.
+    cli.ok(
+        Some("pearl-river-trading"),
+        &[
+            "transfer",
+            "--to",
+            "tianshan-scientific",
+            "--unit",
+            "helix-genomics/SEQ-3500/SN0001",
+            "--shipment",
+            "SF 11",
+            "--destination",
+            "CN",
+        ],
+    );
+    let second = cli.ok(None, &["cosign", "--witness", &url]);
+    assert_eq!(second["answers"][0]["cosigned"], true, "{second:#}");
+    assert!(second["size"].as_u64() > first["size"].as_u64());
+    // A bundle carries the cosignature; a verifier can require it.
+    let file = cli.data.with_extension("bundle.json");
+    let f = file.to_str().expect("utf-8");
+    cli.ok(
+        None,
+        &["export", "helix-genomics/SEQ-3500/SN0001", "--out", f],
+    );
+    let policy = cli.data.with_extension("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({"quorum": 1, "witnesses": [wvk]}).to_string(),
+    )
+    .expect("policy");
+    let p = policy.to_str().expect("utf-8");
+    let ok = cli.ok(
+        None,
+        &[
+            "verify-bundle",
+            f,
+            "--verifier-key",
+            &vk,
+            "--witness-policy",
+            p,
+        ],
+    );
+    assert_schema("verify_bundle_output", &ok);
+    assert_eq!(ok["witnesses"][0], name);
+    // A policy naming a witness that did not cosign fails.
+    let other_key = cli.data.with_extension("other.pem");
+    let ok_path = other_key.to_str().expect("utf-8");
+    cli.ok(None, &["keygen", "--out", ok_path]);
+    let other = cli.ok(
+        None,
+        &[
+            "witness",
+            "--name",
+            "witness.example/w2",
+            "--witness-key",
+            ok_path,
+            "--print-vkey",
+        ],
+    )["verifier_key"]
+        .as_str()
+        .expect("vkey")
+        .to_owned();
+    std::fs::write(
+        &policy,
+        serde_json::json!({"quorum": 1, "witnesses": [other]}).to_string(),
+    )
+    .expect("policy");
+    let out = cli.run(
+        None,
+        &[
+            "verify-bundle",
+            f,
+            "--verifier-key",
+            &vk,
+            "--witness-policy",
+            p,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["failure"]
+            .as_str()
+            .expect("failure")
+            .contains("0 of the required 1"),
+        "{v:#}"
+    );
+    // The operator rewrites history under the same key: the witness refuses to cosign it.
+    let forged = Cli::new();
+    std::fs::create_dir_all(&forged.data).expect("dir");
+    std::fs::copy(
+        cli.data.join("log-key.pem"),
+        forged.data.join("log-key.pem"),
+    )
+    .expect("copy key");
+    let (forged, _) = Cli::populate(forged);
+    for serial in ["X1", "X2", "X3"] {
+        forged.ok(
+            Some("helix-genomics"),
+            &["register", "--product", "SEQ-3500", "--serial", serial],
+        );
+    }
+    let out = forged.run(None, &["cosign", "--witness", &url]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_schema("cosign_output", &v);
+    assert_eq!(v["answers"][0]["cosigned"], false);
+    let why = v["answers"][0]["error"].as_str().expect("error");
+    assert!(why.contains("HTTP 422"), "{why}");
+}

@@ -28,12 +28,23 @@ pub struct VerifyBundleArgs {
     /// bundle's own claims are not trusted.
     #[arg(long)]
     pub verifier_key: String,
+    /// Also require witness cosignatures: a JSON file `{"quorum": K, "witnesses":
+    /// ["name+keyid+key", …]}`; the checkpoint must carry valid cosignatures of K of them.
+    #[arg(long)]
+    pub witness_policy: Option<PathBuf>,
 }
 
 pub fn export(cli: &Cli, a: &ExportArgs) -> Result<()> {
     let store = open_store(&cli.data)?;
     let unit = parse_unit(&store, &a.unit)?;
-    let b = crate::bundle::export(&store, &unit)?;
+    let mut b = crate::bundle::export(&store, &unit)?;
+    // With the witnesses' cosignatures, when they cosigned that checkpoint.
+    let size = crate::core::checkpoint::SignedCheckpoint::parse(b.checkpoint.as_bytes())?
+        .checkpoint
+        .size;
+    if let Some(note) = crate::cosigning::cosigned(&store, size)? {
+        b.checkpoint = note;
+    }
     let json = serde_json::to_string_pretty(&b)?;
     match &a.out {
         None => println!("{json}"),
@@ -73,11 +84,33 @@ pub fn verify(cli: &Cli, a: &VerifyBundleArgs) -> Result<bool> {
     let text = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let b: Bundle = serde_json::from_slice(&text)
         .with_context(|| format!("{}: not a custody bundle", a.file.display()))?;
-    match bundle::verify(&b, &key) {
-        Ok(v) => {
+    let policy = match &a.witness_policy {
+        None => None,
+        Some(p) => {
+            let f: crate::core::cosignature::PolicyFile = serde_json::from_slice(
+                &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{}: not a witness policy", p.display()))?;
+            Some(crate::core::cosignature::Policy::from_file(&f)?)
+        }
+    };
+    let witnessed = match &policy {
+        None => Ok(vec![]),
+        Some(p) => crate::core::checkpoint::SignedCheckpoint::parse(b.checkpoint.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|cp| p.check(&cp).map_err(|e| e.to_string())),
+    };
+    let result = match witnessed {
+        Err(e) => Err(format!("witness policy: {e}")),
+        Ok(names) => bundle::verify(&b, &key)
+            .map(|v| (v, names))
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok((v, witnesses)) => {
             emit(
                 cli.format,
-                &serde_json::json!({"ok": true, "verified": v}),
+                &serde_json::json!({"ok": true, "verified": v, "witnesses": witnesses}),
                 |_| {
                     let mut s = format!(
                     "bundle verified offline: unit {} of ledger {}, {} entries, every signature, rule and inclusion proof checked against the checkpoint of size {} (root {})\nchain:",
@@ -87,6 +120,12 @@ pub fn verify(cli: &Cli, a: &VerifyBundleArgs) -> Result<bool> {
                         s.push_str(&format!(
                             "\n  #{:<8} {}  {:<9} {}",
                             c.index, c.at, c.kind, c.hash
+                        ));
+                    }
+                    if !witnesses.is_empty() {
+                        s.push_str(&format!(
+                            "\ncosigned by witnesses: {}",
+                            witnesses.join(", ")
                         ));
                     }
                     s.push_str(&format!(

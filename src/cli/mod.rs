@@ -22,6 +22,7 @@ pub mod party;
 pub mod read;
 pub mod resolve;
 pub mod screen;
+pub mod witness;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -120,6 +121,11 @@ pub enum Command {
     /// Follow a server's log (--server): verify every checkpoint and entry, alert (exit 4,
     /// evidence saved) if it shrinks or forks, report events touching watched units/parties.
     Monitor(monitor::MonitorArgs),
+    /// Run a transparency-log witness (C2SP tlog-witness) for the logs given with --log.
+    Witness(witness::WitnessArgs),
+    /// Ask witnesses to cosign the ledger's latest checkpoint (kept beside the ledger; bundles
+    /// carry the cosignatures).
+    Cosign(witness::CosignArgs),
 }
 
 /// A unit as users type it: a URN, or `MANUFACTURER-HANDLE/PRODUCT/SERIAL`.

@@ -6,6 +6,7 @@ pub mod authz;
 pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod error;
 pub mod event;
 pub mod ids;
