@@ -57,6 +57,15 @@ pub fn cosigned(store: &SledStore, size: u64) -> Result<Option<String>, CosignEr
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
+/// `note` with the witnesses' cosignatures, when they cosigned its checkpoint.
+pub fn with_cosignatures(store: &SledStore, note: String) -> String {
+    let size = SignedCheckpoint::parse(note.as_bytes()).map(|c| c.checkpoint.size);
+    match size.ok().map(|s| cosigned(store, s)) {
+        Some(Ok(Some(c))) => c,
+        _ => note,
+    }
+}
+
 enum Reply {
     Lines(String),
     OldSize(u64),

@@ -1333,7 +1333,7 @@ fn witnesses_cosign_a_consistent_log_and_refuse_a_rewritten_one() {
     let first = cli.ok(None, &["cosign", "--witness", &url]);
     assert_eq!(first["answers"][0]["cosigned"], true, "{first:#}");
     // The log grows; the witness checks the consistency proof from what it cosigned.
-    cli.ok(
+    let t = cli.ok(
         Some("pearl-river-trading"),
         &[
             "transfer",
@@ -1347,6 +1347,7 @@ fn witnesses_cosign_a_consistent_log_and_refuse_a_rewritten_one() {
             "CN",
         ],
     );
+    let second_transfer = t["receipt"]["hash"].as_str().expect("hash").to_owned();
     let second = cli.ok(None, &["cosign", "--witness", &url]);
     assert_eq!(second["answers"][0]["cosigned"], true, "{second:#}");
     assert!(second["size"].as_u64() > first["size"].as_u64());
@@ -1420,6 +1421,58 @@ fn witnesses_cosign_a_consistent_log_and_refuse_a_rewritten_one() {
             .contains("0 of the required 1"),
         "{v:#}"
     );
+    // A server asks the witness itself for each new checkpoint and serves the cosigned note.
+    {
+        let sport = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let child = Command::new(env!("CARGO_BIN_EXE_custody"))
+            .arg("--data")
+            .arg(&cli.data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{sport}")])
+            .args(["--witness", &url, "--cosign-interval", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let surl = format!("http://127.0.0.1:{sport}");
+        let _server = Served(child, surl.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while ureq::get(&format!("{surl}/readyz")).call().is_err() {
+            assert!(std::time::Instant::now() < deadline, "server not ready");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        cli.ok(
+            Some("tianshan-scientific"),
+            &[
+                "--server",
+                &surl,
+                "accept",
+                "--transfer",
+                second_transfer.as_str(),
+            ],
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let note = ureq::get(&format!("{surl}/v1/checkpoint"))
+                .call()
+                .expect("checkpoint")
+                .into_string()
+                .expect("text");
+            let cp =
+                custody::core::checkpoint::SignedCheckpoint::parse(note.as_bytes()).expect("note");
+            let cosigned = cp.signatures.iter().any(|s| s.name == name);
+            if cosigned && cp.checkpoint.size > second["size"].as_u64().expect("size") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never served a cosigned checkpoint: {note}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
     // The operator rewrites history under the same key: the witness refuses to cosign it.
     let forged = Cli::new();
     std::fs::create_dir_all(&forged.data).expect("dir");

@@ -39,12 +39,7 @@ pub fn export(cli: &Cli, a: &ExportArgs) -> Result<()> {
     let unit = parse_unit(&store, &a.unit)?;
     let mut b = crate::bundle::export(&store, &unit)?;
     // With the witnesses' cosignatures, when they cosigned that checkpoint.
-    let size = crate::core::checkpoint::SignedCheckpoint::parse(b.checkpoint.as_bytes())?
-        .checkpoint
-        .size;
-    if let Some(note) = crate::cosigning::cosigned(&store, size)? {
-        b.checkpoint = note;
-    }
+    b.checkpoint = crate::cosigning::with_cosignatures(&store, b.checkpoint);
     let json = serde_json::to_string_pretty(&b)?;
     match &a.out {
         None => println!("{json}"),

@@ -261,6 +261,13 @@ pub struct ServeArgs {
     /// in between carry a `checkpoint_by` promise.
     #[arg(long, default_value_t = 1)]
     pub checkpoint_interval: u64,
+    /// A witness (C2SP tlog-witness URL prefix) to ask to cosign each new checkpoint;
+    /// repeatable. `GET /v1/checkpoint` and bundles then carry the cosignatures.
+    #[arg(long = "witness")]
+    pub witnesses: Vec<String>,
+    /// Seconds between cosigning rounds (only when the log grew).
+    #[arg(long, default_value_t = 10)]
+    pub cosign_interval: u64,
 }
 
 /// `custody serve`.
@@ -297,11 +304,15 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<()> {
                 .local_addr()
                 .map_or_else(|_| a.listen.clone(), |x| x.to_string())
         );
-        crate::server::serve(
+        crate::server::serve_with(
             listener,
             ledger,
             system_clock(),
             crate::server::shutdown_signal(),
+            crate::server::Witnessing {
+                witnesses: a.witnesses.clone(),
+                every: std::time::Duration::from_secs(a.cosign_interval),
+            },
         )
         .await
         .context("serving")

@@ -232,11 +232,13 @@ pub async fn get_bundle(State(state): State<AppState>, Path(unit): Path<String>)
             }
             other => other,
         };
-        first.map_err(|e| match e {
+        let mut b = first.map_err(|e| match e {
             ExportError::UnknownUnit(u) => not_found(format!("unit {u} is not registered")),
             ExportError::Store(e) => e.into(),
             e => Problem::internal("exporting a bundle", &e),
-        })
+        })?;
+        b.checkpoint = crate::cosigning::with_cosignatures(store, b.checkpoint);
+        Ok(b)
     })
     .await?;
     Ok(Json(b).into_response())
@@ -293,13 +295,13 @@ pub struct Size {
 
 /// `GET /v1/checkpoint[?size=N]`: the signed note, `text/plain`.
 pub async fn get_checkpoint(State(state): State<AppState>, Query(q): Query<Size>) -> Reply {
-    let cp = blocking(move || log::checkpoint(state.ledger.store(), q.size).map_err(Problem::from))
-        .await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        cp.to_note(),
-    )
-        .into_response())
+    let note = blocking(move || {
+        let store = state.ledger.store();
+        let cp = log::checkpoint(store, q.size).map_err(Problem::from)?;
+        Ok(crate::cosigning::with_cosignatures(store, cp.to_note()))
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
 #[derive(Deserialize)]

@@ -227,6 +227,25 @@ pub async fn serve(
     clock: Clock,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, ledger, clock, shutdown, Witnessing::default()).await
+}
+
+/// Witnesses the server asks to cosign each new checkpoint.
+#[derive(Clone, Debug, Default)]
+pub struct Witnessing {
+    pub witnesses: Vec<String>,
+    pub every: std::time::Duration,
+}
+
+/// [`serve`], asking `w.witnesses` (C2SP tlog-witness) to cosign each new checkpoint at most
+/// every `w.every`; `GET /v1/checkpoint` and bundles then carry their cosignatures.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    ledger: Ledger<SledStore>,
+    clock: Clock,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    w: Witnessing,
+) -> std::io::Result<()> {
     let lists = SledLists::open(ledger.store().db()).map_err(std::io::Error::other)?;
     let state = AppState {
         ledger: Arc::new(ledger),
@@ -238,6 +257,36 @@ pub async fn serve(
         index: Arc::default(),
         peers: Arc::default(),
     };
+    if !w.witnesses.is_empty() {
+        let st = state.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(w.every.max(std::time::Duration::from_millis(100))).await;
+                let (st2, ws) = (st.clone(), w.witnesses.clone());
+                let r = tokio::task::spawn_blocking(move || {
+                    let store = st2.ledger.store();
+                    match store.latest_checkpoint() {
+                        Ok(Some(c)) if c.checkpoint.size > last => {
+                            crate::cosigning::cosign_latest(store, &ws).map(Some)
+                        }
+                        _ => Ok(None),
+                    }
+                })
+                .await;
+                match r {
+                    Ok(Ok(Some(o))) => {
+                        last = o.size;
+                        for a in o.answers.iter().filter(|a| !a.cosigned) {
+                            tracing::warn!(witness = %a.witness, error = ?a.error, size = o.size, "checkpoint not cosigned");
+                        }
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cosigning failed"),
+                    _ => {}
+                }
+            }
+        });
+    }
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, ledger = %state.ledger.name(), "custody serving");
     let app = router(state.clone());
