@@ -505,9 +505,9 @@ fn verify_fails(cli: &Cli) -> Value {
     v["failure"].clone()
 }
 
-#[test]
-fn verify_finds_an_altered_event() {
-    let (cli, _) = Cli::populated();
+/// Changes one byte of event 5's shipment text directly in sled, as an attacker with file
+/// access would: its signature no longer verifies.
+fn alter_shipment_of_entry_5(cli: &Cli) {
     with_tree(&cli.data, |t| {
         let mut v = t
             .get(entry_key(5))
@@ -522,6 +522,12 @@ fn verify_finds_an_altered_event() {
         v[pos] = b'9';
         t.insert(entry_key(5), v).expect("write");
     });
+}
+
+#[test]
+fn verify_finds_an_altered_event() {
+    let (cli, _) = Cli::populated();
+    alter_shipment_of_entry_5(&cli);
     let f = verify_fails(&cli);
     assert_eq!(f["index"], 5);
     assert_eq!(f["check"], "signature");
@@ -818,26 +824,50 @@ impl Drop for Served {
     }
 }
 
-fn serve(cli: &Cli) -> Served {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("port");
+        .expect("port")
+}
+
+/// Starts `custody ARGS --listen 127.0.0.1:PORT` and waits until it accepts connections.
+fn spawn_listening(args: &[&str]) -> Served {
+    let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_custody"))
-        .arg("--data")
-        .arg(&cli.data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("serve starts");
-    let url = format!("http://127.0.0.1:{port}");
+        .expect("starts");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while ureq::get(&format!("{url}/readyz")).call().is_err() {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{args:?} not listening"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Served(child, format!("http://127.0.0.1:{port}"))
+}
+
+/// `custody serve` on the CLI's data directory, with `extra` arguments, ready.
+fn serve_with(cli: &Cli, extra: &[&str]) -> Served {
+    let data = cli.data.to_str().expect("utf-8");
+    let mut args = vec!["--data", data, "serve"];
+    args.extend_from_slice(extra);
+    let s = spawn_listening(&args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ureq::get(&format!("{}/readyz", s.1)).call().is_err() {
         assert!(std::time::Instant::now() < deadline, "server not ready");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Served(child, url)
+    s
+}
+
+fn serve(cli: &Cli) -> Served {
+    serve_with(cli, &[])
 }
 
 #[test]
@@ -1078,20 +1108,7 @@ fn a_verdict_changes_when_the_list_changes() {
 #[test]
 fn resolve_reports_an_altered_event_as_a_broken_chain_in_both_paths() {
     let (cli, _) = Cli::populated();
-    with_tree(&cli.data, |t| {
-        let mut v = t
-            .get(entry_key(5))
-            .expect("read")
-            .expect("entry 5")
-            .to_vec();
-        let pos = v
-            .windows(5)
-            .position(|w| w == b"AWB 1")
-            .expect("shipment text")
-            + 4;
-        v[pos] = b'9';
-        t.insert(entry_key(5), v).expect("write");
-    });
+    alter_shipment_of_entry_5(&cli);
     let all = cli.ok(None, &["resolve", "--all"]);
     assert_schema("resolve_all_output", &all);
     let broken: Vec<&Value> = all["resolutions"]
@@ -1310,26 +1327,19 @@ fn witnesses_cosign_a_consistent_log_and_refuse_a_rewritten_one() {
         .as_str()
         .expect("vkey")
         .to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
     let state = cli.data.with_extension("witness-state.json");
-    let child = Command::new(env!("CARGO_BIN_EXE_custody"))
-        .args(["witness", "--name", name, "--witness-key", wk, "--log", &vk])
-        .args(["--state", state.to_str().expect("utf-8")])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("witness starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let _witness = Served(child, url.clone());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "witness not ready");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let witness = spawn_listening(&[
+        "witness",
+        "--name",
+        name,
+        "--witness-key",
+        wk,
+        "--log",
+        &vk,
+        "--state",
+        state.to_str().expect("utf-8"),
+    ]);
+    let url = witness.1.clone();
     let first = cli.ok(None, &["cosign", "--witness", &url]);
     assert_eq!(first["answers"][0]["cosigned"], true, "{first:#}");
     // The log grows; the witness checks the consistency proof from what it cosigned.
@@ -1423,26 +1433,8 @@ fn witnesses_cosign_a_consistent_log_and_refuse_a_rewritten_one() {
     );
     // A server asks the witness itself for each new checkpoint and serves the cosigned note.
     {
-        let sport = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
-        let child = Command::new(env!("CARGO_BIN_EXE_custody"))
-            .arg("--data")
-            .arg(&cli.data)
-            .args(["serve", "--listen", &format!("127.0.0.1:{sport}")])
-            .args(["--witness", &url, "--cosign-interval", "1"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let surl = format!("http://127.0.0.1:{sport}");
-        let _server = Served(child, surl.clone());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while ureq::get(&format!("{surl}/readyz")).call().is_err() {
-            assert!(std::time::Instant::now() < deadline, "server not ready");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let server = serve_with(&cli, &["--witness", &url, "--cosign-interval", "1"]);
+        let surl = server.1.clone();
         cli.ok(
             Some("tianshan-scientific"),
             &[

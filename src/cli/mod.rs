@@ -289,21 +289,8 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<()> {
         },
     )
     .with_context(|| format!("opening ledger in {}", cli.data.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&a.listen)
-            .await
-            .with_context(|| format!("listening on {}", a.listen))?;
-        eprintln!(
-            "custody serving ledger {} on http://{}",
-            ledger.name(),
-            listener
-                .local_addr()
-                .map_or_else(|_| a.listen.clone(), |x| x.to_string())
-        );
+    let what = format!("ledger {}", ledger.name());
+    listen_and_serve(&a.listen, &what, move |listener| {
         crate::server::serve_with(
             listener,
             ledger,
@@ -314,8 +301,29 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<()> {
                 every: std::time::Duration::from_secs(a.cosign_interval),
             },
         )
-        .await
-        .context("serving")
+    })
+}
+
+/// Binds `listen` on a new multi-threaded runtime, says what serves where, and runs `serve`
+/// on the listener until it returns (on SIGINT or SIGTERM).
+pub fn listen_and_serve<F, Fut>(listen: &str, what: &str, serve: F) -> Result<()>
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let at = listener
+            .local_addr()
+            .map_or_else(|_| listen.to_owned(), |x| x.to_string());
+        eprintln!("custody serving {what} on http://{at}");
+        serve(listener).await.context("serving")
     })
 }
 

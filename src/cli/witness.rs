@@ -55,24 +55,9 @@ pub fn witness(cli: &Cli, a: &WitnessArgs) -> Result<()> {
             |v| v["verifier_key"].as_str().unwrap_or_default().to_owned(),
         );
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&a.listen)
-            .await
-            .with_context(|| format!("listening on {}", a.listen))?;
-        eprintln!(
-            "custody witness {} on http://{}",
-            w.vkey(),
-            listener
-                .local_addr()
-                .map_or_else(|_| a.listen.clone(), |x| x.to_string())
-        );
+    let what = format!("witness {}", w.vkey());
+    super::listen_and_serve(&a.listen, &what, move |listener| {
         crate::witness::serve(listener, w, crate::server::shutdown_signal())
-            .await
-            .context("serving")
     })
 }
 

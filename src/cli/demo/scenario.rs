@@ -18,7 +18,7 @@ use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 
 use crate::client::{Client, ClientError};
 use crate::core::event::{EndUse, Owner, Profile, Role};
-use crate::core::ids::{Handle, PartyId};
+use crate::core::ids::{EventHash, Handle, PartyId};
 use crate::core::unit::UnitId;
 use crate::core::values::{CountryCode, Region, Text, Timestamp};
 use crate::keys::KeyPair;
@@ -155,6 +155,58 @@ fn end_use(who: &str, what: &str) -> Result<EndUse> {
         destination_country: CountryCode::parse("CN")?,
         no_restricted_retransfer: true,
     })
+}
+
+/// Handoffs at given dates, within China.
+struct Ship<'a, 'l> {
+    c: &'a Client<'l>,
+    time: &'a DemoClock,
+}
+
+impl Ship<'_, '_> {
+    /// `from` ships `units` to `to` on `sent`; the transfer's hash.
+    fn send(
+        &self,
+        from: &KeyPair,
+        to: &KeyPair,
+        units: &[UnitId],
+        shipment: &str,
+        sent: &str,
+    ) -> Result<EventHash> {
+        self.time.set(sent)?;
+        let cn = CountryCode::parse("CN")?;
+        Ok(self
+            .c
+            .transfer(from, &to.party_id(), units, Text::parse(shipment)?, cn)?
+            .hash)
+    }
+
+    /// `to` accepts on `received`, declaring (end user, end use), or nothing.
+    fn receive(
+        &self,
+        to: &KeyPair,
+        t: &EventHash,
+        received: &str,
+        decl: Option<(&str, &str)>,
+    ) -> Result<()> {
+        self.time.set(received)?;
+        let eu = decl.map(|(who, what)| end_use(who, what)).transpose()?;
+        self.c.accept(to, t, &[], eu)?;
+        Ok(())
+    }
+
+    fn handoff(
+        &self,
+        from: &KeyPair,
+        to: &KeyPair,
+        units: &[UnitId],
+        shipment: &str,
+        (sent, received): (&str, &str),
+        decl: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let t = self.send(from, to, units, shipment, sent)?;
+        self.receive(to, &t, received, decl)
+    }
 }
 
 /// Writes the scenario into the ledger behind `c`; `say` narrates.
@@ -328,25 +380,19 @@ pub fn build(c: &Client<'_>, time: &DemoClock, say: &dyn Fn(&str)) -> Result<Uni
     )?;
     say("2019-07  registered 4 genetic analyzers (maker serials SN0001-SN0004) and a lot of 40 forensic DNA kits (GS1 SGTIN)");
 
-    let cn = CountryCode::parse("CN")?;
-    time.set("2019-08-01")?;
+    let ship = Ship { c, time };
     let all: Vec<UnitId> = instruments.iter().chain(&kits).cloned().collect();
-    let t = c.transfer(
+    let decl = Some((
+        "research and clinical laboratories in China",
+        "resale to research and clinical customers",
+    ));
+    ship.handoff(
         &maker,
-        &dist.party_id(),
-        &all,
-        Text::parse("AWB 176-2019-0801")?,
-        cn,
-    )?;
-    time.set("2019-08-05")?;
-    c.accept(
         &dist,
-        &t.hash,
-        &[],
-        Some(end_use(
-            "research and clinical laboratories in China",
-            "resale to research and clinical customers",
-        )?),
+        &all,
+        "AWB 176-2019-0801",
+        ("2019-08-01", "2019-08-05"),
+        decl,
     )?;
     say("2019-08  helix-genomics → huangpu-life-sciences: all 44 units, accepted with an end-use declaration");
 
@@ -358,46 +404,32 @@ pub fn build(c: &Client<'_>, time: &DemoClock, say: &dyn Fn(&str)) -> Result<Uni
             refused.push(e.to_string());
         }
     };
-    refuse(
-        "a double transfer",
-        c.transfer(
-            &maker,
-            &hospital.party_id(),
-            &instruments[..1],
-            Text::parse("AWB dup")?,
-            cn,
-        ),
+    let cn = CountryCode::parse("CN")?;
+    let dup = c.transfer(
+        &maker,
+        &hospital.party_id(),
+        &instruments[..1],
+        Text::parse("AWB dup")?,
+        cn,
     );
+    refuse("a double transfer", dup);
 
-    time.set("2019-09-20")?;
     let hospital_kits = kits[..25].to_vec();
     let to_hospital: Vec<UnitId> = std::iter::once(sn2.clone())
         .chain(hospital_kits.iter().cloned())
         .collect();
-    let t = c.transfer(
-        &dist,
-        &hospital.party_id(),
-        &to_hospital,
-        Text::parse("SF 8812-0920")?,
-        cn,
-    )?;
+    let t = ship.send(&dist, &hospital, &to_hospital, "SF 8812-0920", "2019-09-20")?;
     refuse(
         "an accept by a party that is not the recipient",
-        c.accept(&trader, &t.hash, &[], None),
+        c.accept(&trader, &t, &[], None),
     );
-    time.set("2019-09-23")?;
-    c.accept(
-        &hospital,
-        &t.hash,
-        &[],
-        Some(end_use(
-            "Shanghai Lakeside University Hospital",
-            "clinical genetics and paternity testing",
-        )?),
-    )?;
+    let decl = Some((
+        "Shanghai Lakeside University Hospital",
+        "clinical genetics and paternity testing",
+    ));
+    ship.receive(&hospital, &t, "2019-09-23", decl)?;
     say("2019-09  huangpu-life-sciences → lakeside-university-hospital: SN0002 + 25 kits, accepted with an end-use declaration");
 
-    time.set("2019-11-20")?;
     let korla_kits = kits[25..35].to_vec();
     let xpcc_kits = kits[35..].to_vec();
     let to_trader: Vec<UnitId> = [sn1.clone(), sn3.clone()]
@@ -405,67 +437,50 @@ pub fn build(c: &Client<'_>, time: &DemoClock, say: &dyn Fn(&str)) -> Result<Uni
         .chain(korla_kits.iter().cloned())
         .chain(xpcc_kits.iter().cloned())
         .collect();
-    let t = c.transfer(
+    let decl = Some(("Xinjiang University", "academic population genetics"));
+    ship.handoff(
         &dist,
-        &trader.party_id(),
-        &to_trader,
-        Text::parse("SF 8812-1120")?,
-        cn,
-    )?;
-    time.set("2019-11-24")?;
-    c.accept(
         &trader,
-        &t.hash,
-        &[],
-        Some(end_use(
-            "Xinjiang University",
-            "academic population genetics",
-        )?),
+        &to_trader,
+        "SF 8812-1120",
+        ("2019-11-20", "2019-11-24"),
+        decl,
     )?;
     say("2019-11  huangpu-life-sciences → tianshan-scientific (Urumqi, not authorized by the maker): SN0001, SN0003 + 15 kits,\n          declared for 'academic population genetics'");
 
-    time.set("2021-06-08")?;
     let to_korla: Vec<UnitId> = std::iter::once(sn1.clone())
         .chain(korla_kits.iter().cloned())
         .collect();
-    let t = c.transfer(
+    ship.handoff(
         &trader,
-        &korla.party_id(),
+        &korla,
         &to_korla,
-        Text::parse("local delivery KRL-0608")?,
-        cn,
+        "local delivery KRL-0608",
+        ("2021-06-08", "2021-06-10"),
+        None,
     )?;
-    time.set("2021-06-10")?;
-    c.accept(&korla, &t.hash, &[], None)?;
     say("2021-06  tianshan-scientific → korla-psb: SN0001 + 10 kits, accepted WITHOUT an end-use declaration");
 
-    time.set("2021-06-15")?;
-    let t = c.transfer(
+    let decl = Some((
+        "Shihezi Bingtuan Forensic Supplies Co., Ltd.",
+        "resale to forensic laboratories",
+    ));
+    ship.handoff(
         &trader,
-        &bingtuan.party_id(),
-        &xpcc_kits,
-        Text::parse("local delivery SHZ-0615")?,
-        cn,
-    )?;
-    time.set("2021-06-18")?;
-    c.accept(
         &bingtuan,
-        &t.hash,
-        &[],
-        Some(end_use(
-            "Shihezi Bingtuan Forensic Supplies Co., Ltd.",
-            "resale to forensic laboratories",
-        )?),
+        &xpcc_kits,
+        "local delivery SHZ-0615",
+        ("2021-06-15", "2021-06-18"),
+        decl,
     )?;
     say("2021-06  tianshan-scientific → bingtuan-forensic-supplies (owned by the XPCC): 5 kits");
 
-    time.set("2021-07-01")?;
-    c.transfer(
+    ship.send(
         &trader,
-        &korla.party_id(),
+        &korla,
         std::slice::from_ref(&sn3),
-        Text::parse("local delivery KRL-0701")?,
-        cn,
+        "local delivery KRL-0701",
+        "2021-07-01",
     )?;
     say("2021-07  tianshan-scientific → korla-psb: SN0003, never accepted: the unit goes dark");
 
@@ -481,23 +496,14 @@ pub fn build(c: &Client<'_>, time: &DemoClock, say: &dyn Fn(&str)) -> Result<Uni
     )?;
     say("2021-09  helix-field-service finds SN0002 (the hospital's) inside a police forensic laboratory in Korla");
 
-    time.set("2021-10-01")?;
-    let t = c.transfer(
+    let decl = Some(("Shanghai Lakeside University Hospital", "clinical genetics"));
+    ship.handoff(
         &dist,
-        &hospital.party_id(),
-        std::slice::from_ref(&sn4),
-        Text::parse("SF 8812-1001")?,
-        cn,
-    )?;
-    time.set("2021-10-05")?;
-    c.accept(
         &hospital,
-        &t.hash,
-        &[],
-        Some(end_use(
-            "Shanghai Lakeside University Hospital",
-            "clinical genetics",
-        )?),
+        std::slice::from_ref(&sn4),
+        "SF 8812-1001",
+        ("2021-10-01", "2021-10-05"),
+        decl,
     )?;
     say("2021-10  huangpu-life-sciences → lakeside-university-hospital: SN0004, after holding it for two years");
 
