@@ -45,6 +45,11 @@ fn main() -> ExitCode {
         Command::Serve(a) => cli::serve(&cli, a),
         Command::Demo(a) => cli::demo::run(&cli, a),
         Command::Export(a) => cli::bundle::export(&cli, a),
+        Command::Audit(a) => match cli::read::audit(&cli, a) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(3),
+            Err(e) => Err(e),
+        },
         Command::Witness(a) => cli::witness::witness(&cli, a),
         Command::Cosign(a) => match cli::witness::cosign(&cli, a) {
             Ok(true) => Ok(()),

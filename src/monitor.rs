@@ -89,21 +89,41 @@ pub struct Watch {
     pub parties: Vec<PartyId>,
 }
 
+/// A log entry as `GET /v1/log/entries` serves it.
 #[derive(Deserialize)]
-struct WireEntry {
-    index: u64,
-    integrated_at: Timestamp,
-    hash: EventHash,
-    event: String,
+pub(crate) struct WireEntry {
+    pub index: u64,
+    pub integrated_at: Timestamp,
+    pub hash: EventHash,
+    pub event: String,
 }
 
-struct Http {
+/// Plain GETs against a server, errors naming the URL.
+pub(crate) struct Http {
     base: String,
     agent: ureq::Agent,
 }
 
 impl Http {
-    fn get(&self, path: &str) -> Result<String, MonitorError> {
+    pub(crate) fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    /// Entries `start..end` (the server serves at most 1000 per call).
+    pub(crate) fn entries(&self, start: u64, end: u64) -> Result<Vec<WireEntry>, MonitorError> {
+        let path = format!("/v1/log/entries?start={start}&end={end}");
+        serde_json::from_str(&self.get(&path)?).map_err(|e| MonitorError::Transport {
+            url: format!("{}{path}", self.base),
+            detail: e.to_string(),
+        })
+    }
+
+    pub(crate) fn get(&self, path: &str) -> Result<String, MonitorError> {
         let url = format!("{}{path}", self.base);
         let t = |detail: String| MonitorError::Transport {
             url: url.clone(),
@@ -198,12 +218,7 @@ pub fn step(
     };
     let vkey =
         VerifierKey::parse(&st.verifier_key).map_err(|e| MonitorError::BadKey(e.to_string()))?;
-    let http = Http {
-        base: server.trim_end_matches('/').to_owned(),
-        agent: ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(60))
-            .build(),
-    };
+    let http = Http::new(server);
     let note = http.get("/v1/checkpoint")?;
     let old = match &st.checkpoint {
         Some(n) => {
@@ -280,12 +295,7 @@ pub fn step(
     let mut i = old_size;
     while i < new.checkpoint.size {
         let end = (i + 1000).min(new.checkpoint.size);
-        let page: Vec<WireEntry> =
-            serde_json::from_str(&http.get(&format!("/v1/log/entries?start={i}&end={end}"))?)
-                .map_err(|e| MonitorError::Transport {
-                    url: server.to_owned(),
-                    detail: e.to_string(),
-                })?;
+        let page = http.entries(i, end)?;
         if page.is_empty() {
             report.alert = Some(alert(
                 "entries_do_not_match",

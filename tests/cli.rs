@@ -1488,3 +1488,47 @@ fn witnesses_cosign_a_consistent_log_and_refuse_a_rewritten_one() {
     let why = v["answers"][0]["error"].as_str().expect("error");
     assert!(why.contains("HTTP 422"), "{why}");
 }
+
+#[test]
+fn audit_a_server_from_its_entries_and_signed_checkpoint() {
+    let (cli, _) = Cli::populated();
+    let vk = cli.ok(None, &["checkpoint"])["verifier_key"]
+        .as_str()
+        .expect("verifier key")
+        .to_owned();
+    // The local audit is `verify`.
+    let local = cli.ok(None, &["audit"]);
+    assert_schema("verify_output", &local);
+    assert_eq!(local["ok"], true);
+    {
+        let server = serve(&cli);
+        let r = cli.ok(
+            None,
+            &["--server", &server.1, "audit", "--verifier-key", &vk],
+        );
+        assert_schema("verify_output", &r);
+        assert_eq!(r["ok"], true, "{r:#}");
+        assert_eq!(r["events_checked"], r["events_in_log"]);
+        assert!(cli
+            .refused(None, &["--server", &server.1, "audit"])
+            .contains("needs --verifier-key"));
+    }
+    // An event altered in the server's files: the remote audit names it.
+    alter_shipment_of_entry_5(&cli);
+    let server = serve(&cli);
+    let out = cli.run(
+        None,
+        &["--server", &server.1, "audit", "--verifier-key", &vk],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_schema("verify_output", &v);
+    assert_eq!(
+        (
+            v["failure"]["index"].as_u64(),
+            v["failure"]["check"].as_str()
+        ),
+        (Some(5), Some("signature")),
+        "{v:#}"
+    );
+}

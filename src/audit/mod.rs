@@ -9,6 +9,7 @@
 //! the recomputed tree at its size ([`tree`]). Then every party, unit, chain, handle, key
 //! and holding in the store must equal the replay, and the store must hold nothing more.
 
+pub mod remote;
 mod tree;
 
 use rayon::prelude::*;

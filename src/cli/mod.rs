@@ -121,6 +121,9 @@ pub enum Command {
     /// Follow a server's log (--server): verify every checkpoint and entry, alert (exit 4,
     /// evidence saved) if it shrinks or forks, report events touching watched units/parties.
     Monitor(monitor::MonitorArgs),
+    /// Audit the whole ledger: the data directory's (as `verify`), or a server's with
+    /// --server and --verifier-key (every entry replayed against its signed checkpoint).
+    Audit(read::AuditArgs),
     /// Run a transparency-log witness (C2SP tlog-witness) for the logs given with --log.
     Witness(witness::WitnessArgs),
     /// Ask witnesses to cosign the ledger's latest checkpoint (kept beside the ledger; bundles

@@ -1,6 +1,6 @@
 //! `custody chain`, `unit` and `verify`.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -192,7 +192,39 @@ pub fn verify(cli: &Cli) -> Result<bool> {
     bar.set_length(store.len()?);
     let report = crate::audit::verify_ledger(&store, |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
-    emit(cli.format, &report, |r| {
+    print_report(cli, &report)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    /// With --server: the log's verifier key, pinned out of band (`NAME+KEYID+BASE64`).
+    #[arg(long)]
+    pub verifier_key: Option<String>,
+}
+
+/// `custody audit`: the data directory's whole ledger (as `verify`), or with --server a
+/// remote one, replayed from its entries against its signed checkpoint.
+pub fn audit(cli: &Cli, a: &AuditArgs) -> Result<bool> {
+    let Some(server) = cli.server.as_deref() else {
+        return verify(cli);
+    };
+    let vk = a
+        .verifier_key
+        .as_deref()
+        .context("audit --server needs --verifier-key: the log key must be pinned out of band")?;
+    let vkey = crate::core::checkpoint::VerifierKey::parse(vk)
+        .map_err(|e| anyhow::anyhow!("--verifier-key: {e}"))?;
+    let bar = progress_bar(cli, "auditing events");
+    let report = crate::audit::remote::audit_remote(server, &vkey, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    print_report(cli, &report)
+}
+
+fn print_report(cli: &Cli, report: &crate::audit::Report) -> Result<bool> {
+    emit(cli.format, report, |r| {
         match &r.failure {
         None => format!("ledger {} verified: {} events, {} parties, {} units; every signature, chain link, rule and index checks out, and the log reproduces all {} signed checkpoints (up to tree size {})", r.ledger, r.events_checked, r.parties, r.units, r.checkpoints_checked, r.tree_size_verified),
         Some(f) => format!(
