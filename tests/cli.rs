@@ -479,7 +479,13 @@ fn the_demo_reaches_the_seed_scenario_verdicts() {
 
 /// Opens the sled tree the way an attacker with file access would.
 fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir).expect("sled opens");
+    // No background flusher (as `SledStore`): its thread would keep the directory locked for
+    // a moment after this returns, and the next command could not open it.
+    let db = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .expect("sled opens");
     let t = db.open_tree("custody").expect("tree");
     f(&t);
     db.flush().expect("flush");
