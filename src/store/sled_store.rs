@@ -52,6 +52,35 @@ impl Drop for SledStore {
     }
 }
 
+/// Opens sled without its background flusher (commits flush explicitly). Another process
+/// holding the directory is waited for up to 3 s: a process that just closed it (or a
+/// library user that just dropped its `Db`) can take a moment to release sled's file lock.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let r = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .cache_capacity(256 << 20)
+            .open();
+        match r {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(StoreError::Io(format!(
+                    "{}: another process holds this data directory (a running `custody serve`?): {e}",
+                    dir.display()
+                )))
+            }
+            r => return r.map_err(io),
+        }
+    }
+}
+
 fn io(e: sled::Error) -> StoreError {
     match e {
         sled::Error::Corruption { at, .. } => StoreError::Corrupt {
@@ -133,12 +162,7 @@ fn decode_entry(index: u64, v: &[u8]) -> Result<LogEntry, StoreError> {
 impl SledStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(None)
-            .cache_capacity(256 << 20)
-            .open()
-            .map_err(io)?;
+        let db = open_db(dir)?;
         let tree = db.open_tree("custody").map_err(io)?;
         Ok(Self {
             db,
