@@ -131,5 +131,6 @@ pub fn export<S: Store>(store: &S, unit: &UnitId) -> Result<Bundle, ExportError>
         checkpoint: cp.to_note(),
         chain,
         entries,
+        resolution: None,
     })
 }

@@ -1182,6 +1182,44 @@ fn export_a_bundle_and_verify_it_offline() {
     assert_schema("verify_bundle_output", &v);
     let msg = v["failure"].as_str().expect("failure");
     assert!(msg.contains("inclusion proof does not verify"), "{msg}");
+    // With the signed resolution report: verified with the same key, its verdict printed;
+    // an edited report is caught.
+    cli.ok(
+        None,
+        &[
+            "export",
+            "helix-genomics/SEQ-3500/SN0001",
+            "--out",
+            f,
+            "--with-resolution",
+        ],
+    );
+    let with: Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    assert_schema("bundle", &with);
+    let v = cli.ok(None, &["verify-bundle", f, "--verifier-key", &vk]);
+    assert_schema("verify_bundle_output", &v);
+    assert!(v["verified"]["verdict"].is_string(), "{v:#}");
+    let mut edited = with.clone();
+    let text = edited["resolution"]["signed"]["report"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    let verdict = v["verified"]["verdict"].as_str().expect("verdict");
+    edited["resolution"]["signed"]["report"] = text
+        .replace(verdict, "clear")
+        .replace("\"clear\"", "\"review\"")
+        .into();
+    std::fs::write(&file, serde_json::to_vec(&edited).expect("json")).expect("write");
+    let out = cli.run(None, &["verify-bundle", f, "--verifier-key", &vk]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["failure"]
+            .as_str()
+            .expect("failure")
+            .contains("resolution report"),
+        "{v:#}"
+    );
     // A mangled key is a usage error, not a verdict on the bundle (a valid key of another
     // log is refused by the checkpoint check: tests/bundle.rs).
     std::fs::write(&file, serde_json::to_vec(&bundle).expect("json")).expect("write");

@@ -17,6 +17,10 @@ pub struct ExportArgs {
     /// Write the bundle here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also carry the unit's resolution report, signed by the log key, and the list entries
+    /// its findings rely on (needs the log key: run where the operator's key is).
+    #[arg(long)]
+    pub with_resolution: bool,
 }
 
 #[derive(Args, Debug)]
@@ -40,6 +44,9 @@ pub fn export(cli: &Cli, a: &ExportArgs) -> Result<()> {
     let mut b = crate::bundle::export(&store, &unit)?;
     // With the witnesses' cosignatures, when they cosigned that checkpoint.
     b.checkpoint = crate::cosigning::with_cosignatures(&store, b.checkpoint);
+    if a.with_resolution {
+        b.resolution = Some(super::resolve::bundle_resolution(cli, &store, &unit)?);
+    }
     let json = serde_json::to_string_pretty(&b)?;
     match &a.out {
         None => println!("{json}"),
@@ -116,6 +123,9 @@ pub fn verify(cli: &Cli, a: &VerifyBundleArgs) -> Result<bool> {
                             "\n  #{:<8} {}  {:<9} {}",
                             c.index, c.at, c.kind, c.hash
                         ));
+                    }
+                    if let Some(v) = &v.verdict {
+                        s.push_str(&format!("\nverdict (signed resolution report): {v}"));
                     }
                     if !witnesses.is_empty() {
                         s.push_str(&format!(

@@ -452,3 +452,66 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         }),
     }
 }
+
+/// The signed resolution report of one unit (as `custody resolve UNIT --format json`) and
+/// the list entries its findings rely on, for an evidence bundle. Needs the log key.
+pub(crate) fn bundle_resolution(
+    cli: &Cli,
+    store: &SledStore,
+    unit: &crate::core::unit::UnitId,
+) -> Result<crate::core::bundle::Resolution> {
+    let name = super::read::ledger_name(store)?;
+    let lists = SledLists::open(store.db())?;
+    let (ix, used) = index_latest(&lists)?;
+    let o = default_options();
+    let peers = peers(store, &name, o.dwell)?;
+    let r = resolve(store, &name, &ix, unit, &o, &peers)?;
+    let mut keys = std::collections::BTreeSet::new();
+    fn walk(
+        f: &crate::screen::hierarchy::Finding,
+        keys: &mut std::collections::BTreeSet<(String, String)>,
+    ) {
+        use crate::screen::hierarchy::Finding;
+        match f {
+            Finding::Listed { candidate } => {
+                keys.insert((candidate.list.clone(), candidate.entry_id.clone()));
+            }
+            Finding::Subordinate { ancestor, .. } => walk(ancestor, keys),
+            Finding::Owned { .. } => {}
+        }
+    }
+    for f in &r.findings {
+        for s in &f.screening {
+            walk(s, &mut keys);
+        }
+        for c in &f.candidates {
+            keys.insert((c.list.clone(), c.entry_id.clone()));
+        }
+    }
+    let mut list_entries = Vec::new();
+    for (list, id) in keys {
+        if let Some(snap) = lists.latest(&list)? {
+            if let Some(e) = snap.entries.iter().find(|e| e.id == id) {
+                list_entries.push(serde_json::json!({"list": list, "version": snap.version, "content_hash": snap.content_hash, "entry": e}));
+            }
+        }
+    }
+    let one = One {
+        basis: Basis {
+            ledger: name.to_string(),
+            checkpoint: store.latest_checkpoint()?.map(|c| CheckpointRef::of(&c)),
+            lists: used,
+            peers,
+            as_of: o.now,
+        },
+        resolution: r,
+        signed: None,
+    };
+    let signed = sign(cli, &one)?.ok_or_else(|| {
+        anyhow::anyhow!("--with-resolution signs the report with the log key, which is not in this data directory (pass --log-key FILE)")
+    })?;
+    Ok(crate::core::bundle::Resolution {
+        signed,
+        list_entries,
+    })
+}

@@ -40,6 +40,17 @@ pub struct Bundle {
     pub chain: Vec<u64>,
     /// Every event of the bundle, in strictly increasing log index.
     pub entries: Vec<Entry>,
+    /// Optionally, the unit's resolution report signed by the log key (FORMAT.md §14)
+    /// and the list entries its findings rely on, as the lists published them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    pub signed: super::report::SignedReport,
+    pub list_entries: Vec<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +83,8 @@ pub enum BundleError {
     Rule { index: u64, source: RuleError },
     #[error("the unit's chain: {0}")]
     Chain(String),
+    #[error("resolution report: {0}")]
+    Report(String),
 }
 
 /// What a verified bundle establishes.
@@ -86,6 +99,9 @@ pub struct Verified {
     pub chain: Vec<ChainStep>,
     /// The unit as the replay leaves it (holder, pending transfer, retirement).
     pub state: UnitRecord,
+    /// With a resolution report: its verdict (the report's signature and subject checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -203,7 +219,12 @@ pub fn verify(b: &Bundle, key: &VerifierKey) -> Result<Verified, BundleError> {
             "the replayed unit's head is not the last event of the listed chain".into(),
         ));
     }
+    let verdict = match &b.resolution {
+        None => None,
+        Some(r) => Some(check_report(b, r, key, size, &root)?),
+    };
     Ok(Verified {
+        verdict,
         ledger: b.ledger.clone(),
         unit: b.unit.clone(),
         tree_size: size,
@@ -212,4 +233,40 @@ pub fn verify(b: &Bundle, key: &VerifierKey) -> Result<Verified, BundleError> {
         chain,
         state: rec,
     })
+}
+
+/// The report is signed by the log key, is about this unit of this ledger, and was computed
+/// at a checkpoint of this log no larger than the bundle's (the same root if the same size).
+fn check_report(
+    b: &Bundle,
+    r: &Resolution,
+    key: &VerifierKey,
+    size: u64,
+    root: &TreeHash,
+) -> Result<String, BundleError> {
+    let bad = |s: String| BundleError::Report(s);
+    if !r.signed.verify(&key.key) {
+        return Err(bad("its signature does not verify under the log key".into()));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&r.signed.report).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if v["ledger"].as_str() != Some(b.ledger.as_str()) {
+        return Err(bad("it is about another ledger".into()));
+    }
+    if v["resolution"]["unit"].as_str() != Some(b.unit.as_str()) {
+        return Err(bad("it is about another unit".into()));
+    }
+    let at = v["checkpoint"]["size"]
+        .as_u64()
+        .ok_or_else(|| bad("it names no checkpoint".into()))?;
+    let same_root = v["checkpoint"]["root_hash"].as_str() == Some(root.to_string().as_str());
+    if at > size || (at == size && !same_root) {
+        return Err(bad(format!(
+            "its checkpoint (size {at}) is not this bundle's log at or before size {size}"
+        )));
+    }
+    v["resolution"]["verdict"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| bad("it holds no verdict".into()))
 }
