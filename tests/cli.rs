@@ -1344,6 +1344,30 @@ fn the_monitor_follows_the_log_and_catches_a_rewritten_history() {
         custody::core::checkpoint::SignedCheckpoint::parse(&note).expect("a signed checkpoint");
     }
     assert_eq!(std::fs::read(&state).expect("state"), before);
+    // A monitor that verified the longer log, then served the shorter one: it shrank.
+    let state2 = cli.data.with_extension("monitor2.json");
+    let st2 = state2.to_str().expect("utf-8").to_owned();
+    let run2 = |url: &str| {
+        cli.run(
+            None,
+            &[
+                "--server",
+                url,
+                "monitor",
+                "--state",
+                &st2,
+                "--verifier-key",
+                &vk,
+            ],
+        )
+    };
+    assert!(run2(&server.1).status.success());
+    drop(server);
+    let shorter = serve(&cli);
+    let out = run2(&shorter.1);
+    assert_eq!(out.status.code(), Some(4));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["alert"]["kind"], "shrank", "{v:#}");
 }
 
 #[test]
