@@ -141,7 +141,13 @@ pub fn cosign_latest(store: &SledStore, witnesses: &[String]) -> Result<Outcome,
                 Reply::Lines(lines) => {
                     let joined = format!("{}{lines}", cp.to_note());
                     match SignedCheckpoint::parse(joined.as_bytes()) {
-                        Ok(with) => {
+                        Ok(mut with) => {
+                            // One line per witness key: a newer cosignature replaces an older one.
+                            let mut seen = std::collections::HashSet::new();
+                            with.signatures.reverse();
+                            with.signatures
+                                .retain(|s| seen.insert((s.name.clone(), s.key_id)));
+                            with.signatures.reverse();
                             cp = with;
                             answer.cosigned = true;
                             t.insert(&wkey, &size.to_be_bytes()).map_err(store_err)?;
