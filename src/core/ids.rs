@@ -147,8 +147,25 @@ impl PublicKey {
     }
     #[must_use]
     pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
-        ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-            .expect("invariant: PublicKey is only constructed from bytes that decompress")
+        // Decompressing a point costs about a third of a signature check, and a ledger has
+        // few keys signing many events: remember the last few thousand per thread.
+        thread_local! {
+            static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> =
+                std::cell::RefCell::new(std::collections::HashMap::new());
+        }
+        KEYS.with(|keys| {
+            let mut keys = keys.borrow_mut();
+            if let Some(k) = keys.get(&self.0) {
+                return *k;
+            }
+            let k = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+                .expect("invariant: PublicKey is only constructed from bytes that decompress");
+            if keys.len() >= 4096 {
+                keys.clear();
+            }
+            keys.insert(self.0, k);
+            k
+        })
     }
 }
 impl fmt::Display for PublicKey {
