@@ -87,6 +87,29 @@ pub(crate) fn check_entry(name: &LedgerName, e: &LogEntry) -> Result<VerifiedEve
     Ok(ev)
 }
 
+/// Replays one checked event: ledger time never goes backwards, and the rules accept it
+/// against the state left by every earlier event, which it then changes.
+pub(crate) fn replay(
+    state: &mut MemState,
+    last_time: &mut Option<crate::core::values::Timestamp>,
+    ev: &VerifiedEvent,
+    e: &LogEntry,
+) -> Result<(), Failure> {
+    let (i, h) = (Some(e.index.get()), Some(e.hash.to_string()));
+    if last_time.is_some_and(|t| e.integrated_at < t) {
+        return Err(fail(i, h, "time", "integrated_at goes backwards"));
+    }
+    *last_time = Some(e.integrated_at);
+    let ctx = Context {
+        index: e.index,
+        now: e.integrated_at,
+    };
+    let delta = rules::apply(state, ev, ctx)
+        .map_err(|err| fail(i, h, "rules", format!("rule {}: {err}", err.rule())))?;
+    state.apply(e.index, &delta);
+    Ok(())
+}
+
 /// Verifies the whole ledger. `progress(done, total)` is called after each chunk.
 pub fn verify_ledger<S: Store>(
     store: &S,
@@ -158,29 +181,9 @@ pub fn verify_ledger<S: Store>(
                 ));
                 return Ok(report);
             }
-            if last_time.is_some_and(|t| e.integrated_at < t) {
-                report.failure = Some(fail(Some(i), h, "time", "integrated_at goes backwards"));
+            if let Err(f) = replay(&mut state, &mut last_time, &ev, e) {
+                report.failure = Some(f);
                 return Ok(report);
-            }
-            last_time = Some(e.integrated_at);
-            match rules::apply(
-                &state,
-                &ev,
-                Context {
-                    index: e.index,
-                    now: e.integrated_at,
-                },
-            ) {
-                Ok(delta) => state.apply(e.index, &delta),
-                Err(err) => {
-                    report.failure = Some(fail(
-                        Some(i),
-                        h,
-                        "rules",
-                        format!("rule {}: {err}", err.rule()),
-                    ));
-                    return Ok(report);
-                }
             }
             let pushed = tree.push(store, e, &mut stored)?;
             report.checkpoints_checked = tree.checkpoints_checked;

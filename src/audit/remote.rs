@@ -6,11 +6,10 @@
 
 use rayon::prelude::*;
 
-use super::{check_entry, fail, Failure, Report};
+use super::{check_entry, fail, replay, Failure, Report};
 use crate::core::checkpoint::{SignedCheckpoint, VerifierKey};
 use crate::core::ids::LogIndex;
 use crate::core::merkle::{entry_leaf_hash, Frontier};
-use crate::core::rules::{self, Context};
 use crate::core::state::MemState;
 use crate::monitor::{Http, MonitorError};
 use crate::store::LogEntry;
@@ -80,7 +79,6 @@ pub fn audit_remote(
             .collect();
         for (k, (e, r)) in entries.iter().zip(checked).enumerate() {
             let i = start + k as u64;
-            let h = Some(e.hash.to_string());
             if e.index.get() != i {
                 report.failure = Some(fail(
                     Some(i),
@@ -97,26 +95,9 @@ pub fn audit_remote(
                     return Ok(report);
                 }
             };
-            if last_time.is_some_and(|t| e.integrated_at < t) {
-                report.failure = Some(fail(Some(i), h, "time", "integrated_at goes backwards"));
+            if let Err(f) = replay(&mut state, &mut last_time, &ev, e) {
+                report.failure = Some(f);
                 return Ok(report);
-            }
-            last_time = Some(e.integrated_at);
-            let ctx = Context {
-                index: e.index,
-                now: e.integrated_at,
-            };
-            match rules::apply(&state, &ev, ctx) {
-                Ok(delta) => state.apply(e.index, &delta),
-                Err(err) => {
-                    report.failure = Some(fail(
-                        Some(i),
-                        h,
-                        "rules",
-                        format!("rule {}: {err}", err.rule()),
-                    ));
-                    return Ok(report);
-                }
             }
             frontier.push(entry_leaf_hash(e.integrated_at, &e.event));
             report.events_checked += 1;
