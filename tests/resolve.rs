@@ -6,6 +6,7 @@ use common::*;
 use custody::core::event::EndUse;
 use custody::core::unit::UnitId;
 use custody::core::values::{CountryCode, Timestamp};
+use custody::keys::KeyPair;
 use custody::resolve::change::changed;
 use custody::resolve::{baseline, resolve, resolve_all, DwellRule, Options, Resolution, Verdict};
 use custody::screen::entry::SourceKind;
@@ -72,16 +73,27 @@ fn rules(r: &Resolution) -> Vec<&'static str> {
     r.findings.iter().map(|f| f.rule).collect()
 }
 
+/// `from` transfers `u` to `to`, who accepts it with an end-use declaration.
+fn hand_on(w: &World<MemoryStore>, from: &KeyPair, to: &KeyPair, u: &UnitId) {
+    let c = w.client();
+    let t = c
+        .transfer(
+            from,
+            &to.party_id(),
+            std::slice::from_ref(u),
+            text("S"),
+            cn(),
+        )
+        .expect("transfer");
+    c.accept(to, &t.hash, &[], Some(eu("CN"))).expect("accept");
+}
+
 /// maker → dist (accepted with end use) → sub (accepted) … as far as `hops`.
 fn moved(w: &World<MemoryStore>, hops: usize) -> UnitId {
-    let c = w.client();
     let u = w.register(1);
     let path = [(&w.maker, &w.dist), (&w.dist, &w.sub), (&w.sub, &w.user)];
     for (from, to) in path.iter().take(hops) {
-        let t = c
-            .transfer(from, &to.party_id(), &u, text("S"), cn())
-            .expect("transfer");
-        c.accept(to, &t.hash, &[], Some(eu("CN"))).expect("accept");
+        hand_on(w, from, to, &u[0]);
     }
     u[0].clone()
 }
@@ -140,18 +152,7 @@ fn sanctioned_history_says_whether_the_listing_came_before_or_after() {
     let w = World::new(MemoryStore::new());
     let u = moved(&w, 3);
     w.tick(60);
-    let c = w.client();
-    let t = c
-        .transfer(
-            &w.user,
-            &w.sub.party_id(),
-            std::slice::from_ref(&u),
-            text("back"),
-            cn(),
-        )
-        .expect("transfer back");
-    c.accept(&w.sub, &t.hash, &[], Some(eu("CN")))
-        .expect("accept");
+    hand_on(&w, &w.user, &w.sub, &u);
     // Listed before the user took custody (T0 is 2023-11-14): a violation at the time.
     let before = run(&w, &index("2023-01-01"), &u);
     assert_eq!(before.verdict, Verdict::SanctionedHistory);
@@ -273,18 +274,7 @@ fn a_holder_sitting_far_longer_than_its_peers_is_flagged() {
     assert!(f.detail.contains("median is 0 days over 5"), "{}", f.detail);
     // Handed on after 100 days: the completed stay is flagged too, and the 10-day stay of
     // a unit the distributor passed on quickly is not.
-    let c = w.client();
-    let t = c
-        .transfer(
-            &w.dist,
-            &w.sub.party_id(),
-            std::slice::from_ref(&slow),
-            text("S"),
-            cn(),
-        )
-        .expect("transfer");
-    c.accept(&w.sub, &t.hash, &[], Some(eu("CN")))
-        .expect("accept");
+    hand_on(&w, &w.dist, &w.sub, &slow);
     assert!(rules(&run(&w, &ix, &slow)).contains(&"long_dwell"));
     let r = run_at(&w, &ix, &quick, w.now());
     assert!(

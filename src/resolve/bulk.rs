@@ -55,6 +55,16 @@ impl PartyTable {
         self.handle.push(None);
         k
     }
+
+    /// Whether `p` is in `maker`'s sponsorship tree.
+    fn sponsored_by(&self, maker: u32, p: u32) -> bool {
+        let sponsor = |q: &u32| -> Result<Option<u32>, std::convert::Infallible> {
+            Ok(self.sponsor[*q as usize]
+                .as_ref()
+                .and_then(|s| self.by_id.get(s).copied()))
+        };
+        super::walk::in_sponsor_tree(&maker, &p, sponsor).unwrap_or(false)
+    }
 }
 
 impl Directory for PartyTable {
@@ -69,20 +79,7 @@ impl Directory for PartyTable {
         Ok(self.end_user[*p as usize])
     }
     fn authorized(&mut self, maker: &u32, p: &u32) -> Result<bool, StoreError> {
-        let mut cur = *p;
-        for _ in 0..64 {
-            if cur == *maker {
-                return Ok(true);
-            }
-            match self.sponsor[cur as usize]
-                .as_ref()
-                .and_then(|s| self.by_id.get(s))
-            {
-                Some(&s) => cur = s,
-                None => return Ok(false),
-            }
-        }
-        Ok(false)
+        Ok(self.sponsored_by(*maker, *p))
     }
 }
 
@@ -268,20 +265,7 @@ impl Directory for Ctx<'_> {
         Ok(self.table.end_user[*p as usize])
     }
     fn authorized(&mut self, maker: &u32, p: &u32) -> Result<bool, StoreError> {
-        let mut cur = *p;
-        for _ in 0..64 {
-            if cur == *maker {
-                return Ok(true);
-            }
-            match self.table.sponsor[cur as usize]
-                .as_ref()
-                .and_then(|s| self.table.by_id.get(s))
-            {
-                Some(&s) => cur = s,
-                None => return Ok(false),
-            }
-        }
-        Ok(false)
+        Ok(self.table.sponsored_by(*maker, *p))
     }
 }
 

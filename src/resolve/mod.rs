@@ -157,17 +157,9 @@ impl<S: Store> walk::Directory for One<'_, '_, S> {
         Ok(self.record(p)?.is_some_and(|r| r.has_role(Role::EndUser)))
     }
     fn authorized(&mut self, maker: &PartyId, p: &PartyId) -> Result<bool, StoreError> {
-        let mut cur = p.clone();
-        for _ in 0..64 {
-            if &cur == maker {
-                return Ok(true);
-            }
-            match self.record(&cur)?.and_then(|r| r.sponsor.clone()) {
-                Some(s) => cur = s,
-                None => return Ok(false),
-            }
-        }
-        Ok(false)
+        walk::in_sponsor_tree(maker, p, |q| {
+            Ok(self.record(q)?.and_then(|r| r.sponsor.clone()))
+        })
     }
 }
 

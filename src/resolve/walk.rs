@@ -21,6 +21,26 @@ pub trait Directory {
     fn authorized(&mut self, maker: &Self::Key, p: &Self::Key) -> Result<bool, StoreError>;
 }
 
+/// Whether `p` is `maker` or reached from it through declared sponsors: the maker's
+/// sponsorship tree (followed at most 64 steps, so a cycle ends it).
+pub fn in_sponsor_tree<K: Clone + PartialEq, E>(
+    maker: &K,
+    p: &K,
+    mut sponsor_of: impl FnMut(&K) -> Result<Option<K>, E>,
+) -> Result<bool, E> {
+    let mut cur = p.clone();
+    for _ in 0..64 {
+        if &cur == maker {
+            return Ok(true);
+        }
+        match sponsor_of(&cur)? {
+            Some(s) => cur = s,
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
 /// A party's time with the unit: from the event that gave it custody (or offered it)
 /// until it handed the unit on.
 #[derive(Clone, Debug, PartialEq, Eq)]
