@@ -585,6 +585,61 @@ fn verify_finds_a_doctored_index() {
         .contains("unit record"));
 }
 
+/// Each index the audit compares by ordered scans, doctored one way: the audit names the
+/// check and what differs.
+#[test]
+fn verify_finds_doctored_scanned_indexes() {
+    type Doctor = fn(&sled::Tree);
+    let cases: [(&str, Doctor, &str, &str); 4] = [
+        (
+            "a hash pointed at another entry",
+            |t| {
+                let (k, _) = t.scan_prefix(b"h").next().expect("a hash").expect("read");
+                let v = t.get(&k).expect("read").expect("value");
+                let i = u64::from_be_bytes(v.as_ref().try_into().expect("8 bytes"));
+                t.insert(k, &(i ^ 1).to_be_bytes()).expect("write");
+            },
+            "hash_index",
+            "which holds",
+        ),
+        (
+            "a hash index entry deleted",
+            |t| {
+                let (k, _) = t.scan_prefix(b"h").next().expect("a hash").expect("read");
+                t.remove(k).expect("delete");
+            },
+            "hash_index",
+            "entries for",
+        ),
+        (
+            "a chain link deleted",
+            |t| {
+                let (k, _) = t.scan_prefix(b"c").last().expect("a link").expect("read");
+                t.remove(k).expect("delete");
+            },
+            "index",
+            "chain index of unit",
+        ),
+        (
+            "a unit record deleted",
+            |t| {
+                let (k, _) = t.scan_prefix(b"u").next().expect("a unit").expect("read");
+                t.remove(k).expect("delete");
+            },
+            "index",
+            "unit records",
+        ),
+    ];
+    for (what, doctor, check, says) in cases {
+        let (cli, _) = Cli::populated();
+        with_tree(&cli.data, doctor);
+        let f = verify_fails(&cli);
+        assert_eq!(f["check"], check, "{what}: {f}");
+        let detail = f["detail"].as_str().expect("detail");
+        assert!(detail.contains(says), "{what}: {detail}");
+    }
+}
+
 #[test]
 fn commands_refuse_a_missing_ledger() {
     let cli = Cli::new();

@@ -91,6 +91,28 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
     for u in units {
         out += &format!("{:?} {:?}\n", s.unit(u), s.chain(u));
     }
+    let chains = s.chains(None, 100).expect("chains");
+    assert!(chains.windows(2).all(|w| w[0].0 < w[1].0), "unit-id order");
+    for (u, links) in &chains {
+        assert_eq!(
+            &s.chain(u).expect("chain"),
+            links,
+            "a scan agrees with chain()"
+        );
+    }
+    out += &format!(
+        "{chains:?}\n{:?}\n",
+        s.chains(chains.get(1).map(|c| &c.0), 2)
+    );
+    let hashes = s.hash_index(None, 1000).expect("hash index");
+    assert_eq!(hashes.len() as u64, n, "one entry per event");
+    for (h, i) in &hashes {
+        assert_eq!(s.index_of(h).expect("index_of"), Some(*i));
+    }
+    out += &format!(
+        "{hashes:?}\n{:?}\n",
+        s.hash_index(hashes.get(2).map(|h| &h.0), 3)
+    );
     let all = s.units(None, 100).expect("units");
     out += &format!("{:?}\n{:?}\n", all, s.units(all.get(1).map(|u| &u.id), 2));
     let ids: Vec<NodeId> = (0..5u8)

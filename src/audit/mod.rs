@@ -9,6 +9,7 @@
 //! the recomputed tree at its size ([`tree`]). Then every party, unit, chain, handle, key
 //! and holding in the store must equal the replay, and the store must hold nothing more.
 
+mod indexes;
 pub mod remote;
 mod tree;
 
@@ -18,9 +19,9 @@ use serde::Serialize;
 use crate::core::checkpoint::VerifierKey;
 use crate::core::ids::{LedgerName, LogIndex};
 use crate::core::rules::{self, Context};
-use crate::core::state::{MemState, StateRead};
+use crate::core::state::MemState;
 use crate::core::verify::{verify_stored, StoredError, VerifiedEvent};
-use crate::store::{Counts, LogEntry, Store, StoreError};
+use crate::store::{LogEntry, Store, StoreError};
 
 /// Entries verified per parallel chunk.
 const CHUNK: u64 = 8192;
@@ -137,160 +138,101 @@ pub fn verify_ledger<S: Store>(
     });
     let mut state = MemState::default();
     let mut last_time = None;
-    let mut start = 0u64;
-    while start < total {
-        let end = (start + CHUNK).min(total);
-        let entries = store.entries(LogIndex::new(start), LogIndex::new(end))?;
-        for (k, e) in entries.iter().enumerate() {
-            if e.index.get() != start + k as u64 {
-                report.failure = Some(fail(
-                    Some(start + k as u64),
-                    None,
-                    "gap",
-                    "log entry is missing",
-                ));
-                return Ok(report);
-            }
-        }
-        if entries.len() as u64 != end - start {
-            let missing = start + entries.len() as u64;
-            report.failure = Some(fail(Some(missing), None, "gap", "log entry is missing"));
-            return Ok(report);
-        }
-        let checked: Vec<Result<VerifiedEvent, Failure>> = entries
-            .par_iter()
-            .map(|e| check_entry(&meta.name, e))
-            .collect();
-        let mut stored = tree::TreeCheck::stored_nodes(store, start, end)?.into_iter();
-        for (e, r) in entries.iter().zip(checked) {
-            let i = e.index.get();
-            let h = Some(e.hash.to_string());
-            let ev = match r {
-                Ok(ev) => ev,
-                Err(f) => {
-                    report.failure = Some(f);
-                    return Ok(report);
+    let mut hashes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let began = std::time::Instant::now();
+    // A reader thread reads each chunk, checks its events on every core and reads the
+    // Merkle nodes it completes, while this thread replays the previous chunk; the channel
+    // holds at most two chunks. Dropping the receiver on a failure stops the reader.
+    type Chunk = (
+        u64,
+        Vec<LogEntry>,
+        Vec<Result<VerifiedEvent, Failure>>,
+        Vec<(
+            crate::core::merkle::NodeId,
+            Option<crate::core::merkle::TreeHash>,
+        )>,
+    );
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, StoreError>>(2);
+    let name = &meta.name;
+    let outcome = std::thread::scope(|scope| -> Result<Option<Failure>, StoreError> {
+        scope.spawn(move || {
+            let mut start = 0u64;
+            while start < total {
+                let end = (start + CHUNK).min(total);
+                let read = store
+                    .entries(LogIndex::new(start), LogIndex::new(end))
+                    .and_then(|entries| {
+                        let checked = entries.par_iter().map(|e| check_entry(name, e)).collect();
+                        let stored = tree::TreeCheck::stored_nodes(store, start, end)?;
+                        Ok((start, entries, checked, stored))
+                    });
+                if tx.send(read).is_err() {
+                    return;
                 }
-            };
-            if store.index_of(&e.hash)? != Some(e.index) {
-                report.failure = Some(fail(
-                    Some(i),
-                    h,
-                    "hash_index",
-                    "the hash index does not point at this entry",
-                ));
-                return Ok(report);
+                start = end;
             }
-            if let Err(f) = replay(&mut state, &mut last_time, &ev, e) {
-                report.failure = Some(f);
-                return Ok(report);
+        });
+        for chunk in rx {
+            let (start, entries, checked, stored) = chunk?;
+            let end = (start + CHUNK).min(total);
+            if let Some(f) = gap(start, end, &entries) {
+                return Ok(Some(f));
             }
-            let pushed = tree.push(store, e, &mut stored)?;
-            report.checkpoints_checked = tree.checkpoints_checked;
-            report.tree_size_verified = tree.last_good;
-            if let Err(f) = pushed {
-                report.failure = Some(f);
-                return Ok(report);
+            let mut stored = stored.into_iter();
+            for (e, r) in entries.iter().zip(checked) {
+                let ev = match r {
+                    Ok(ev) => ev,
+                    Err(f) => return Ok(Some(f)),
+                };
+                hashes.push(e.hash);
+                if let Err(f) = replay(&mut state, &mut last_time, &ev, e) {
+                    return Ok(Some(f));
+                }
+                let pushed = tree.push(store, e, &mut stored)?;
+                report.checkpoints_checked = tree.checkpoints_checked;
+                report.tree_size_verified = tree.last_good;
+                if let Err(f) = pushed {
+                    return Ok(Some(f));
+                }
+                report.events_checked += 1;
             }
-            report.events_checked += 1;
+            progress(end, total);
         }
-        progress(end, total);
-        start = end;
+        Ok(None)
+    })?;
+    if outcome.is_some() {
+        report.failure = outcome;
+        return Ok(report);
     }
+    tracing::info!(
+        seconds = began.elapsed().as_secs_f64(),
+        events = total,
+        "log replayed and tree compared"
+    );
     report.parties = state.parties.len() as u64;
     report.units = state.units.len() as u64;
+    let began = std::time::Instant::now();
     report.failure = tree.finish(store, total)?;
     if report.failure.is_some() {
         return Ok(report);
     }
-    report.failure = compare(store, &state, total, tree.nodes, tree.checkpoints_checked)?;
+    report.failure =
+        indexes::compare(store, &state, &hashes, tree.nodes, tree.checkpoints_checked)?;
+    tracing::info!(
+        seconds = began.elapsed().as_secs_f64(),
+        "indexes compared with the replay"
+    );
     report.ok = report.failure.is_none();
     Ok(report)
 }
 
-/// Compares the store's records and indexes with the replayed state.
-fn compare<S: Store>(
-    store: &S,
-    state: &MemState,
-    total: u64,
-    nodes: u64,
-    checkpoints: u64,
-) -> Result<Option<Failure>, StoreError> {
-    let idx = |check: &'static str, detail: String| Ok(Some(fail(None, None, check, detail)));
-    if store.operator()? != state.operator {
-        return idx(
-            "index",
-            "the stored operator differs from the genesis event".into(),
-        );
-    }
-    for (id, p) in &state.parties {
-        if store.party(id)?.as_ref() != Some(p) {
-            return idx(
-                "index",
-                format!("party record {id} differs from the replay"),
-            );
-        }
-    }
-    for (h, id) in &state.handles {
-        if store.party_by_handle(h)?.as_ref() != Some(id) {
-            return idx("index", format!("handle {h} does not point at {id}"));
-        }
-    }
-    for (k, id) in &state.keys {
-        if store.key_owner(k)?.as_ref() != Some(id) {
-            return idx("index", format!("key {k} does not point at {id}"));
-        }
-    }
-    for (u, rec) in &state.units {
-        if store.unit(u)?.as_ref() != Some(rec) {
-            return idx("index", format!("unit record {u} differs from the replay"));
-        }
-        if state.chains.get(u).map(Vec::as_slice).unwrap_or_default() != store.chain(u)?.as_slice()
-        {
-            return idx(
-                "index",
-                format!("chain index of unit {u} differs from the replay"),
-            );
-        }
-    }
-    for (p, held) in &state.holdings {
-        let stored = store.holdings(p, None, usize::MAX)?;
-        if !stored.iter().eq(held.iter()) {
-            return idx(
-                "index",
-                format!("holdings of party {p} differ from the replay"),
-            );
-        }
-    }
-    for (p, units) in &state.involved {
-        let stored = store.involved(p, None, usize::MAX)?;
-        if !stored.iter().eq(units.iter()) {
-            return idx(
-                "index",
-                format!("involvement index of party {p} differs from the replay"),
-            );
-        }
-    }
-    let expected = Counts {
-        events: total,
-        parties: state.parties.len() as u64,
-        units: state.units.len() as u64,
-        handles: state.handles.len() as u64,
-        keys: state.keys.len() as u64,
-        holdings: state.holdings.values().map(|s| s.len() as u64).sum(),
-        involved: state.involved.values().map(|s| s.len() as u64).sum(),
-        chain_links: state.chains.values().map(|c| c.len() as u64).sum(),
-        hashes: total,
-        nodes,
-        checkpoints,
-    };
-    let found = store.counts()?;
-    if found != expected {
-        return idx(
-            "index",
-            format!("record counts differ: store has {found:?}, the log implies {expected:?}"),
-        );
-    }
-    debug_assert!(state.operator().is_some() || total == 0);
-    Ok(None)
+/// The entries read for `start..end` are exactly those indexes, in order.
+fn gap(start: u64, end: u64, entries: &[LogEntry]) -> Option<Failure> {
+    let missing = entries
+        .iter()
+        .enumerate()
+        .find(|(k, e)| e.index.get() != start + *k as u64)
+        .map(|(k, _)| start + k as u64)
+        .or_else(|| (entries.len() as u64 != end - start).then(|| start + entries.len() as u64));
+    missing.map(|i| fail(Some(i), None, "gap", "log entry is missing"))
 }

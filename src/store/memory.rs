@@ -113,6 +113,39 @@ impl Store for MemoryStore {
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
     }
+    fn chains(
+        &self,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError> {
+        let g = self.lock();
+        let mut v: Vec<(UnitId, Vec<LogIndex>)> = g
+            .state
+            .chains
+            .iter()
+            .filter(|(u, c)| after.is_none_or(|a| *u > a) && !c.is_empty())
+            .map(|(u, c)| (u.clone(), c.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.truncate(limit);
+        Ok(v)
+    }
+    fn hash_index(
+        &self,
+        after: Option<&EventHash>,
+        limit: usize,
+    ) -> Result<Vec<(EventHash, LogIndex)>, StoreError> {
+        let g = self.lock();
+        let mut v: Vec<(EventHash, LogIndex)> = g
+            .hashes
+            .iter()
+            .filter(|(h, _)| after.is_none_or(|a| h.as_bytes() > a.as_bytes()))
+            .map(|(h, i)| (*h, *i))
+            .collect();
+        v.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        v.truncate(limit);
+        Ok(v)
+    }
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
         let g = self.lock();
         let mut v: Vec<&UnitRecord> = g

@@ -130,6 +130,20 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError>;
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError>;
+    /// Units' chains (as [`Store::chain`]) in unit-id order after `after`, at most `limit`
+    /// units: an ordered scan, for audits.
+    fn chains(
+        &self,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError>;
+    /// The hash index in hash-byte order after `after`, at most `limit` entries: an
+    /// ordered scan, for audits.
+    fn hash_index(
+        &self,
+        after: Option<&EventHash>,
+        limit: usize,
+    ) -> Result<Vec<(EventHash, LogIndex)>, StoreError>;
     /// Units in id order after `after`, at most `limit`.
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
@@ -208,6 +222,20 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         (**self).parties()
+    }
+    fn chains(
+        &self,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError> {
+        (**self).chains(after, limit)
+    }
+    fn hash_index(
+        &self,
+        after: Option<&EventHash>,
+        limit: usize,
+    ) -> Result<Vec<(EventHash, LogIndex)>, StoreError> {
+        (**self).hash_index(after, limit)
     }
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
         (**self).units(after, limit)

@@ -406,6 +406,72 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn chains(
+        &self,
+        after: Option<&UnitId>,
+        limit: usize,
+    ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError> {
+        // Keys are `c ‖ unit ‖ 0 ‖ seq`; unit ids hold no 0 byte, so key order is unit-id
+        // order and one unit's links are adjacent, in sequence order.
+        let start = match after {
+            Some(a) => key(b'c', &[a.as_str().as_bytes(), &[1]]),
+            None => vec![b'c'],
+        };
+        let mut out: Vec<(UnitId, Vec<LogIndex>)> = Vec::new();
+        for r in self.tree.range(start..) {
+            let (k, v) = r.map_err(io)?;
+            if k.first() != Some(&b'c') {
+                break;
+            }
+            let end = k.len().checked_sub(5).filter(|&e| e >= 1 && k[e] == 0);
+            let Some(end) = end else {
+                return Err(corrupt("chain index", "malformed key"));
+            };
+            let raw = &k[1..end];
+            let at = LogIndex::new(u64_of(&v, "chain index")?);
+            match out.last_mut() {
+                Some((u, links)) if u.as_str().as_bytes() == raw => links.push(at),
+                _ => {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    let s = std::str::from_utf8(raw).map_err(|e| corrupt("chain index", e))?;
+                    let u = UnitId::parse(s).map_err(|e| corrupt("chain index", e))?;
+                    out.push((u, vec![at]));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn hash_index(
+        &self,
+        after: Option<&EventHash>,
+        limit: usize,
+    ) -> Result<Vec<(EventHash, LogIndex)>, StoreError> {
+        let start = match after {
+            Some(a) => {
+                let mut s = key(b'h', &[a.as_bytes()]);
+                s.push(0);
+                s
+            }
+            None => vec![b'h'],
+        };
+        let mut out = Vec::new();
+        for r in self.tree.range(start..) {
+            let (k, v) = r.map_err(io)?;
+            if k.first() != Some(&b'h') || out.len() >= limit {
+                break;
+            }
+            let bytes: [u8; 32] = k[1..]
+                .try_into()
+                .map_err(|_| corrupt("hash index", "key is not a 32-byte hash"))?;
+            let h = EventHash::from_bytes(bytes);
+            out.push((h, LogIndex::new(u64_of(&v, &format!("hash index {h}"))?)));
+        }
+        Ok(out)
+    }
+
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
         let start = match after {
             Some(a) => {
