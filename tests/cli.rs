@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "cli/mirror.rs"]
+mod mirror;
+
 struct Cli {
     _tmp: tempfile::TempDir,
     data: PathBuf,

@@ -29,9 +29,9 @@ pub struct VerifyBundleArgs {
     pub file: PathBuf,
     /// The log's verifier key (`NAME+KEYID+BASE64`, as `custody checkpoint --format json`
     /// prints it), or a file holding it. Obtain it from the operator out of band: the
-    /// bundle's own claims are not trusted.
+    /// bundle's own claims are not trusted. `--log-key KEY` is accepted as an alias.
     #[arg(long)]
-    pub verifier_key: String,
+    pub verifier_key: Option<String>,
     /// Also require witness cosignatures: a JSON file `{"quorum": K, "witnesses":
     /// ["name+keyid+key", …]}`; the checkpoint must carry valid cosignatures of K of them.
     #[arg(long)]
@@ -70,19 +70,35 @@ pub fn export(cli: &Cli, a: &ExportArgs) -> Result<()> {
     Ok(())
 }
 
-fn verifier_key(s: &str) -> Result<VerifierKey> {
+fn verifier_key(flag: &str, s: &str) -> Result<VerifierKey> {
     if let Ok(k) = VerifierKey::parse(s.trim()) {
         return Ok(k);
     }
-    let text = std::fs::read_to_string(s).with_context(|| {
-        format!("--verifier-key {s:?} is neither a verifier key nor a readable file")
-    })?;
-    VerifierKey::parse(text.trim()).with_context(|| format!("{s}: not a verifier key"))
+    let text = std::fs::read_to_string(s)
+        .with_context(|| format!("{flag} {s:?} is neither a verifier key nor a readable file"))?;
+    VerifierKey::parse(text.trim()).with_context(|| {
+        format!("{flag} {s}: not a verifier key (NAME+KEYID+BASE64, as `custody checkpoint --format json` prints it)")
+    })
+}
+
+/// The log's verifier key for commands that check a log from outside: `--verifier-key`,
+/// or else the global `--log-key` given as the verifier key (or a file holding it), as the
+/// auditor's documentation names it. `None` when neither is given.
+pub fn verifier_key_arg(cli: &Cli, given: Option<&str>) -> Result<Option<String>> {
+    let (flag, s) = match (given, &cli.log_key) {
+        (Some(k), _) => ("--verifier-key", k.to_owned()),
+        (None, Some(p)) => ("--log-key", p.display().to_string()),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(verifier_key(flag, &s)?.to_string()))
 }
 
 /// Verifies; `Ok(false)` when the bundle fails (the failure is printed).
 pub fn verify(cli: &Cli, a: &VerifyBundleArgs) -> Result<bool> {
-    let key = verifier_key(&a.verifier_key)?;
+    let given = verifier_key_arg(cli, a.verifier_key.as_deref())?.context(
+        "verify-bundle needs the log's verifier key: --verifier-key KEY (or --log-key KEY)",
+    )?;
+    let key = VerifierKey::parse(&given).map_err(|e| anyhow::anyhow!("verifier key: {e}"))?;
     let text = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let b: Bundle = serde_json::from_slice(&text)
         .with_context(|| format!("{}: not a custody bundle", a.file.display()))?;

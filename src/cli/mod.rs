@@ -271,11 +271,28 @@ pub struct ServeArgs {
     /// Seconds between cosigning rounds (only when the log grew).
     #[arg(long, default_value_t = 10)]
     pub cosign_interval: u64,
+    /// Serve the data directory read-only, without the log key: a mirror kept by `custody
+    /// monitor --mirror`. Writes get 405 `read_only`; reports go unsigned.
+    #[arg(long, conflicts_with = "witnesses")]
+    pub read_only: bool,
 }
 
 /// `custody serve`.
 pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<()> {
     let store = open_store(&cli.data)?;
+    if a.read_only {
+        let ledger = Ledger::open_read_only(store)
+            .with_context(|| format!("opening the mirror in {}", cli.data.display()))?;
+        let what = format!("a read-only mirror of ledger {}", ledger.name());
+        return listen_and_serve(&a.listen, &what, move |listener| {
+            crate::server::serve(
+                listener,
+                ledger,
+                system_clock(),
+                crate::server::shutdown_signal(),
+            )
+        });
+    }
     let path = log_key_path(cli);
     let key = KeyPair::load(&path).with_context(|| {
         format!(

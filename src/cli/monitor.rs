@@ -10,6 +10,7 @@ use clap::Args;
 use super::{emit, Cli};
 use crate::core::ids::PartyId;
 use crate::core::unit::UnitId;
+use crate::ledger::replica::Replica;
 use crate::monitor::{step, Report, Watch};
 
 #[derive(Args, Debug)]
@@ -29,6 +30,15 @@ pub struct MonitorArgs {
     /// Report new events naming this party (party id); repeatable.
     #[arg(long = "watch-party")]
     pub parties: Vec<String>,
+    /// Keep a full verified mirror of the log in this directory (sled): every entry with its
+    /// index and integration time, rules replayed, every verified checkpoint. Serve it with
+    /// `custody serve --read-only --data DIR`.
+    #[arg(long)]
+    pub mirror: Option<PathBuf>,
+    /// Another server of the same log (a mirror, a replica) to compare views with: a log
+    /// that shows it another history is a split view (alert). Repeatable.
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
 }
 
 fn render(r: &Report) -> String {
@@ -44,6 +54,13 @@ fn render(r: &Report) -> String {
             a.evidence.join(", ")
         ),
     };
+    for p in &r.peers {
+        s.push_str(&match (&p.error, p.size) {
+            (Some(e), _) => format!("\n  peer {}: not compared: {e}", p.url),
+            (None, Some(n)) => format!("\n  peer {}: {n} entries, consistent", p.url),
+            (None, None) => format!("\n  peer {}", p.url),
+        });
+    }
     for t in &r.touches {
         s.push_str(&format!(
             "\n  #{} {} {} {}{}",
@@ -78,9 +95,30 @@ pub fn run(cli: &Cli, a: &MonitorArgs) -> Result<bool> {
             .iter()
             .map(|p| PartyId::parse(p).with_context(|| format!("--watch-party {p}")))
             .collect::<Result<_>>()?,
+        peers: a.peers.clone(),
+    };
+    let pinned = super::bundle::verifier_key_arg(cli, a.verifier_key.as_deref())?;
+    let mut mirror = match &a.mirror {
+        None => None,
+        Some(dir) => {
+            let key = match &pinned {
+                Some(k) => k.clone(),
+                None => crate::monitor::pinned_key(&a.state)?.context(
+                    "the first run needs --verifier-key: the log key must be pinned out of band",
+                )?,
+            };
+            let vkey = crate::core::checkpoint::VerifierKey::parse(&key)
+                .map_err(|e| anyhow::anyhow!("--verifier-key: {e}"))?;
+            let store = crate::store::SledStore::open(dir)
+                .with_context(|| format!("opening the mirror {}", dir.display()))?;
+            Some(
+                Replica::open(store, &vkey)
+                    .with_context(|| format!("opening the mirror {}", dir.display()))?,
+            )
+        }
     };
     loop {
-        let r = step(server, &a.state, a.verifier_key.as_deref(), &watch)?;
+        let r = step(server, &a.state, pinned.as_deref(), &watch, mirror.as_mut())?;
         let alert = r.alert.is_some();
         emit(cli.format, &r, render)?;
         if alert {

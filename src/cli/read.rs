@@ -197,7 +197,8 @@ pub fn verify(cli: &Cli) -> Result<bool> {
 
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
-    /// With --server: the log's verifier key, pinned out of band (`NAME+KEYID+BASE64`).
+    /// With --server: the log's verifier key, pinned out of band (`NAME+KEYID+BASE64`), or
+    /// a file holding it; `--log-key KEY` is accepted as an alias.
     #[arg(long)]
     pub verifier_key: Option<String>,
 }
@@ -208,11 +209,10 @@ pub fn audit(cli: &Cli, a: &AuditArgs) -> Result<bool> {
     let Some(server) = cli.server.as_deref() else {
         return verify(cli);
     };
-    let vk = a
-        .verifier_key
-        .as_deref()
-        .context("audit --server needs --verifier-key: the log key must be pinned out of band")?;
-    let vkey = crate::core::checkpoint::VerifierKey::parse(vk)
+    let vk = super::bundle::verifier_key_arg(cli, a.verifier_key.as_deref())?.context(
+        "audit --server needs --verifier-key (or --log-key KEY): the log key must be pinned out of band",
+    )?;
+    let vkey = crate::core::checkpoint::VerifierKey::parse(&vk)
         .map_err(|e| anyhow::anyhow!("--verifier-key: {e}"))?;
     let bar = progress_bar(cli, "auditing events");
     let report = crate::audit::remote::audit_remote(server, &vkey, |done, total| {

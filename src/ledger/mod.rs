@@ -28,6 +28,7 @@ use crate::core::verify::VerifiedEvent;
 use crate::store::{LedgerMeta, Store, StoreError};
 
 mod overlay;
+pub mod replica;
 mod writer;
 
 use writer::{Job, Writer};
@@ -98,6 +99,8 @@ pub enum AppendError {
     Closed,
     #[error("the log is empty: there is no checkpoint to issue")]
     Empty,
+    #[error("this is a read-only mirror of ledger {0}: send events to the ledger itself")]
+    ReadOnly(String),
 }
 
 impl From<RuleError> for AppendError {
@@ -124,6 +127,7 @@ impl Clone for AppendError {
             Self::Failed(s) => Self::Failed(s.clone()),
             Self::Closed => Self::Closed,
             Self::Empty => Self::Empty,
+            Self::ReadOnly(n) => Self::ReadOnly(n.clone()),
         }
     }
 }
@@ -132,7 +136,8 @@ pub struct Ledger<S: Store> {
     store: Arc<S>,
     name: LedgerName,
     vkey: VerifierKey,
-    key: Arc<SigningKey>,
+    /// `None` in a read-only mirror, which holds no log key and appends nothing.
+    key: Option<Arc<SigningKey>>,
     tx: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -195,16 +200,49 @@ impl<S: Store> Ledger<S> {
             store,
             name: meta.name,
             vkey,
-            key,
+            key: Some(key),
             tx: Some(tx),
             writer: Some(writer),
         })
     }
 
-    /// Signs a report (JSON text) with the log key, under the report domain only.
+    /// Opens an initialized store without the log key and without a writer: what
+    /// `custody serve --read-only` serves (a mirror kept by `custody monitor --mirror`).
+    /// Appends fail with [`AppendError::ReadOnly`]; [`Ledger::checkpoint`] returns the latest
+    /// stored checkpoint; reports are not signed.
+    pub fn open_read_only(store: S) -> Result<Self, OpenError> {
+        let meta = store.meta()?.ok_or(OpenError::NotInitialized)?;
+        Ok(Self {
+            store: Arc::new(store),
+            vkey: VerifierKey {
+                name: meta.name.clone(),
+                key: meta.log_key,
+            },
+            name: meta.name,
+            key: None,
+            tx: None,
+            writer: None,
+        })
+    }
+
+    /// Whether this ledger is a read-only mirror.
     #[must_use]
-    pub fn sign_report(&self, report: String) -> crate::core::report::SignedReport {
-        crate::core::report::SignedReport::sign(&self.key, report)
+    pub fn is_read_only(&self) -> bool {
+        self.key.is_none()
+    }
+
+    fn read_only(&self) -> AppendError {
+        AppendError::ReadOnly(self.name.to_string())
+    }
+
+    /// Signs a report (JSON text) with the log key, under the report domain only; `None` in
+    /// a read-only mirror.
+    #[must_use]
+    pub fn sign_report(&self, report: String) -> Option<crate::core::report::SignedReport> {
+        Some(crate::core::report::SignedReport::sign(
+            self.key.as_ref()?,
+            report,
+        ))
     }
 
     /// The log's verifier key (C2SP vkey), as witnesses and auditors configure it.
@@ -215,6 +253,9 @@ impl<S: Store> Ledger<S> {
 
     /// Issues a checkpoint now if the tree grew since the last one; returns the latest.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, AppendError> {
+        if self.is_read_only() {
+            return self.store.latest_checkpoint()?.ok_or(AppendError::Empty);
+        }
         let (reply, rx) = crossbeam_channel::bounded(1);
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
         tx.send(Job::Checkpoint { reply })
@@ -246,7 +287,9 @@ impl<S: Store> Ledger<S> {
             hash: b.event_hash,
             integrated_at: b.integrated_at,
             duplicate: d.duplicate,
-            signed: d.body.sign(&self.key),
+            signed: d
+                .body
+                .sign(self.key.as_ref().ok_or_else(|| self.read_only())?),
         })
     }
 
@@ -267,6 +310,9 @@ impl<S: Store> Ledger<S> {
         &self,
         event: VerifiedEvent,
     ) -> Result<Receiver<Result<Draft, AppendError>>, AppendError> {
+        if self.is_read_only() {
+            return Err(self.read_only());
+        }
         let (reply, rx) = crossbeam_channel::bounded(1);
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
         tx.send(Job::Append {

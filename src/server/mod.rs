@@ -170,6 +170,27 @@ async fn as_problem(resp: Response) -> Response {
     Problem::new(status, rule, detail).into_response()
 }
 
+/// A read-only mirror refuses every write (events, batches, list imports) before reading
+/// the body; screening a name (`POST /v1/screen`) only reads.
+async fn read_only_guard(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.ledger.is_read_only()
+        && req.method() != axum::http::Method::GET
+        && req.method() != axum::http::Method::HEAD
+        && req.uri().path() != "/v1/screen"
+    {
+        let e = crate::ledger::AppendError::ReadOnly(state.ledger.name().to_string());
+        let mut resp = Problem::from(e).into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    next.run(req).await
+}
+
 async fn fallback() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
@@ -206,6 +227,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_only_guard,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // Refuses an announced Content-Length over the limit before reading the body.
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

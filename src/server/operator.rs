@@ -251,9 +251,11 @@ pub async fn get_resolution(
 fn signed(state: &AppState, mut report: serde_json::Value) -> Result<serde_json::Value, Problem> {
     let text =
         serde_json::to_string(&report).map_err(|e| Problem::internal("encoding a report", &e))?;
-    let s = state.ledger.sign_report(text);
-    report["signed"] =
-        serde_json::to_value(s).map_err(|e| Problem::internal("encoding a report", &e))?;
+    // A read-only mirror holds no log key: its reports go unsigned.
+    if let Some(s) = state.ledger.sign_report(text) {
+        report["signed"] =
+            serde_json::to_value(s).map_err(|e| Problem::internal("encoding a report", &e))?;
+    }
     Ok(report)
 }
 

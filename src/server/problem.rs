@@ -118,6 +118,9 @@ impl From<AppendError> for Problem {
             ),
             AppendError::Store(s) => Self::internal("storage error while appending", &s),
             AppendError::Empty => Self::new(StatusCode::NOT_FOUND, "not_found", "the log is empty"),
+            r @ AppendError::ReadOnly(_) => {
+                Self::new(StatusCode::METHOD_NOT_ALLOWED, "read_only", r.to_string())
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::checkpoint::{SignedCheckpoint, VerifierKey};
 use crate::core::event::Envelope;
+use crate::core::ids::LogIndex;
 use crate::core::ids::{EventHash, LedgerName, PartyId};
 use crate::core::merkle::{self, Frontier, TreeHash};
 use crate::core::proof::ConsistencyProof;
@@ -28,6 +29,8 @@ use crate::core::state::Touches;
 use crate::core::unit::UnitId;
 use crate::core::values::Timestamp;
 use crate::core::verify::verify_stored;
+use crate::ledger::replica::{Replica, ReplicaError};
+use crate::store::{LogEntry, SledStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -39,6 +42,8 @@ pub enum MonitorError {
     NoKey,
     #[error("--verifier-key: {0}")]
     BadKey(String),
+    #[error("mirror: {0}")]
+    Mirror(String),
 }
 
 /// What the monitor remembers between runs.
@@ -51,10 +56,15 @@ pub struct State {
     pub frontier: Vec<TreeHash>,
 }
 
+pub mod peers;
+
+use peers::PeerView;
+
 /// Why the log cannot be trusted any more; the evidence is saved beside the state file.
 #[derive(Clone, Debug, Serialize)]
 pub struct Alert {
-    /// `shrank`, `forked`, `entries_do_not_match`, `bad_checkpoint` or `bad_entry`.
+    /// `shrank`, `forked`, `split_view`, `entries_do_not_match`, `bad_checkpoint` or
+    /// `bad_entry`.
     pub kind: &'static str,
     pub detail: String,
     /// The files holding the previous and the offending signed checkpoints.
@@ -78,6 +88,9 @@ pub struct Report {
     pub new_size: u64,
     pub entries_verified: u64,
     pub touches: Vec<Touch>,
+    /// What each peer showed (split-view detection), when peers are given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<Alert>,
 }
@@ -87,6 +100,8 @@ pub struct Report {
 pub struct Watch {
     pub units: Vec<UnitId>,
     pub parties: Vec<PartyId>,
+    /// Servers of the same log to compare views with (split-view detection, [`peers`]).
+    pub peers: Vec<String>,
 }
 
 /// A log entry as `GET /v1/log/entries` serves it.
@@ -123,6 +138,10 @@ impl Http {
         })
     }
 
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     pub(crate) fn get(&self, path: &str) -> Result<String, MonitorError> {
         let url = format!("{}{path}", self.base);
         let t = |detail: String| MonitorError::Transport {
@@ -138,6 +157,11 @@ impl Http {
             Err(e) => Err(t(e.to_string())),
         }
     }
+}
+
+/// The verifier key pinned in a state file, if it exists.
+pub fn pinned_key(path: &Path) -> Result<Option<String>, MonitorError> {
+    Ok(load(path)?.map(|s| s.verifier_key))
 }
 
 fn load(path: &Path) -> Result<Option<State>, MonitorError> {
@@ -193,12 +217,15 @@ fn evidence(state_path: &Path, old: Option<&str>, new: &str) -> Vec<String> {
     out
 }
 
-/// One monitoring step against `server`, with the state in `state_path`.
+/// One monitoring step against `server`, with the state in `state_path`. With a `mirror`,
+/// every verified entry and checkpoint is also replicated into it (see
+/// [`crate::ledger::replica`]).
 pub fn step(
     server: &str,
     state_path: &Path,
     pinned: Option<&str>,
     watch: &Watch,
+    mut mirror: Option<&mut Replica<SledStore>>,
 ) -> Result<Report, MonitorError> {
     let mut st = match (load(state_path)?, pinned) {
         (Some(s), Some(k)) if s.verifier_key != k => {
@@ -232,6 +259,16 @@ pub fn step(
         None => None,
     };
     let old_size = old.as_ref().map_or(0, |c| c.checkpoint.size);
+    if let Some(m) = mirror.as_deref() {
+        if m.len() < old_size {
+            return Err(MonitorError::Mirror(format!(
+                "it holds {} entries but {} has verified {old_size}: a mirror starts with its \
+                 own new state file",
+                m.len(),
+                state_path.display()
+            )));
+        }
+    }
     let mut report = Report {
         old_size,
         new_size: old_size,
@@ -303,6 +340,7 @@ pub fn step(
             ));
             return Ok(report);
         }
+        let mut replicate = Vec::with_capacity(page.len());
         for e in page {
             let checked = if e.index == i {
                 verify_stored(e.event.as_bytes(), &ledger).map_err(|err| err.to_string())
@@ -354,7 +392,36 @@ pub fn step(
                     parties,
                 });
             }
+            if mirror.is_some() {
+                let entry = LogEntry {
+                    index: LogIndex::new(i),
+                    integrated_at: e.integrated_at,
+                    hash: e.hash,
+                    event: e.event.into_bytes(),
+                };
+                replicate.push((entry, ev));
+            }
             i += 1;
+        }
+        if let Some(m) = mirror.as_deref_mut() {
+            match m.append(&replicate) {
+                Ok(()) => {}
+                Err(ReplicaError::Differs { index, detail }) => {
+                    report.alert = Some(alert(
+                        "forked",
+                        format!("entry {index} differs from the one served before: {detail}"),
+                    ));
+                    return Ok(report);
+                }
+                Err(ReplicaError::Refused { index, detail }) => {
+                    report.alert = Some(alert(
+                        "bad_entry",
+                        format!("entry {index} breaks the ledger's rules: {detail}"),
+                    ));
+                    return Ok(report);
+                }
+                Err(e) => return Err(MonitorError::Mirror(e.to_string())),
+            }
         }
     }
     if frontier.root() != new.checkpoint.root {
@@ -366,6 +433,30 @@ pub fn step(
             ),
         ));
         return Ok(report);
+    }
+    for url in &watch.peers {
+        match peers::compare(&http, url, &vkey, &new) {
+            peers::Compared::View(v) => report.peers.push(v),
+            peers::Compared::SplitView {
+                view,
+                note: theirs,
+                detail,
+            } => {
+                report.peers.push(view);
+                // previous.checkpoint: the view this monitor was shown; offending: the peer's.
+                let evidence = evidence(state_path, Some(&note), &theirs);
+                report.alert = Some(Alert {
+                    kind: "split_view",
+                    detail,
+                    evidence,
+                });
+                return Ok(report);
+            }
+        }
+    }
+    if let Some(m) = mirror {
+        m.checkpoint(&new)
+            .map_err(|e| MonitorError::Mirror(e.to_string()))?;
     }
     st.checkpoint = Some(note.clone());
     st.frontier = frontier.hashes();
