@@ -27,7 +27,8 @@ pub fn to_vec(v: &Value) -> Result<Vec<u8>, CanonicalError> {
     Ok(out)
 }
 
-fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+/// Appends the canonical bytes of `v` to `out`.
+pub fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -60,7 +61,14 @@ fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         }
         Value::Object(map) => {
             let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            // Byte order is UTF-16 order for ASCII names (every custody field name).
+            members.sort_by(|a, b| {
+                if a.0.is_ascii() && b.0.is_ascii() {
+                    a.0.cmp(b.0)
+                } else {
+                    a.0.encode_utf16().cmp(b.0.encode_utf16())
+                }
+            });
             out.push(b'{');
             for (i, (k, val)) in members.into_iter().enumerate() {
                 if i > 0 {

@@ -107,14 +107,33 @@ impl SignedEvent {
 
     /// Checks every signature with `verify_strict` over the signing input for `ledger`.
     pub fn verify(self, ledger: &LedgerName) -> Result<VerifiedEvent, SignatureError> {
-        // One JSON value of the envelope serves both the signing input (its body) and the
-        // canonical bytes.
+        // One JSON value of the envelope and one canonical encoding serve both the signing
+        // input and the canonical bytes: an envelope has exactly the members `body` and
+        // `signatures`, in that (UTF-16) order, so its JCS is `{"body":` ‖ JCS(body) ‖
+        // `,"signatures":` ‖ JCS(signatures) ‖ `}` and the body's JCS is a slice of it.
         let value = serde_json::to_value(&self.envelope)
             .map_err(|e| SignatureError::Canonical(e.to_string()))?;
-        let body = value
-            .get("body")
-            .ok_or_else(|| SignatureError::Canonical("envelope without a body".into()))?;
-        let msg = signing_input_of(ledger, body)?;
+        let member = |name: &str| {
+            value
+                .get(name)
+                .ok_or_else(|| SignatureError::Canonical(format!("envelope without {name}")))
+        };
+        let jcs = |e: canonical::CanonicalError| SignatureError::Canonical(e.to_string());
+        let mut canonical = Vec::with_capacity(512);
+        canonical.extend_from_slice(b"{\"body\":");
+        let body_start = canonical.len();
+        canonical::write_value(member("body")?, &mut canonical).map_err(jcs)?;
+        let body_end = canonical.len();
+        canonical.extend_from_slice(b",\"signatures\":");
+        canonical::write_value(member("signatures")?, &mut canonical).map_err(jcs)?;
+        canonical.push(b'}');
+        let body = &canonical[body_start..body_end];
+        let mut msg =
+            Vec::with_capacity(SIGN_DOMAIN.len() + ledger.as_str().len() + 1 + body.len());
+        msg.extend_from_slice(SIGN_DOMAIN);
+        msg.extend_from_slice(ledger.as_str().as_bytes());
+        msg.push(0);
+        msg.extend_from_slice(body);
         for (index, s) in self.envelope.signatures.iter().enumerate() {
             let sig = ed25519_dalek::Signature::from_bytes(&s.sig.0);
             if s.key.verifying_key().verify_strict(&msg, &sig).is_err() {
@@ -125,8 +144,11 @@ impl SignedEvent {
                 });
             }
         }
-        let canonical =
-            canonical::to_vec(&value).map_err(|e| SignatureError::Canonical(e.to_string()))?;
+        debug_assert_eq!(
+            canonical::to_vec(&value).ok().as_deref(),
+            Some(canonical.as_slice()),
+            "invariant: an envelope's JCS is body then signatures"
+        );
         let hash = event_hash(ledger, &canonical);
         Ok(VerifiedEvent {
             envelope: self.envelope,

@@ -152,12 +152,21 @@ async fn as_problem(resp: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return resp;
     }
+    // The framework's own rejections (query strings, path parameters) say what was wrong
+    // in a short text body: keep it as the detail.
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
     let rule = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::REQUEST_TIMEOUT => "timeout",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         s if s.is_server_error() => "internal",
+        _ if text.as_deref().is_some_and(|t| t.contains("query string")) => "bad_query",
         _ => "bad_request",
     };
     let detail = match status {
@@ -165,7 +174,8 @@ async fn as_problem(resp: Response) -> Response {
             format!("the request body is larger than {MAX_BODY} bytes")
         }
         StatusCode::REQUEST_TIMEOUT => "the request took too long".to_owned(),
-        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+        s if s.is_server_error() => s.canonical_reason().unwrap_or("error").to_owned(),
+        s => text.unwrap_or_else(|| s.canonical_reason().unwrap_or("error").to_owned()),
     };
     Problem::new(status, rule, detail).into_response()
 }

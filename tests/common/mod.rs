@@ -1,6 +1,8 @@
 //! Shared fixtures: a small world of parties on a ledger with a pinned clock.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
