@@ -111,11 +111,43 @@ pub(crate) fn replay(
     Ok(())
 }
 
-/// Verifies the whole ledger. `progress(done, total)` is called after each chunk.
+/// Verifies the whole ledger. `progress(done, total)` is called after each chunk. A store
+/// that no longer holds every event it acknowledged ([`Store::check_acknowledged`]) fails
+/// with check `acknowledged`, unless the audit of what it holds finds an earlier failure.
 pub fn verify_ledger<S: Store>(
     store: &S,
     progress: impl Fn(u64, u64),
 ) -> Result<Report, StoreError> {
+    let lost = match store.check_acknowledged() {
+        Err(e @ StoreError::Lost { .. }) => Some(fail(None, None, "acknowledged", e)),
+        other => {
+            other?;
+            None
+        }
+    };
+    if lost.is_some() && store.meta()?.is_none() {
+        return Ok(Report {
+            ledger: String::new(),
+            ok: false,
+            events_checked: 0,
+            events_in_log: store.len()?,
+            parties: 0,
+            units: 0,
+            checkpoints_checked: 0,
+            tree_size_verified: 0,
+            failure: lost,
+        });
+    }
+    let mut report = verify_log(store, progress)?;
+    if report.failure.is_none() && lost.is_some() {
+        report.ok = false;
+        report.failure = lost;
+    }
+    Ok(report)
+}
+
+/// The audit of what the store holds.
+fn verify_log<S: Store>(store: &S, progress: impl Fn(u64, u64)) -> Result<Report, StoreError> {
     let meta = store.meta()?.ok_or_else(|| StoreError::Corrupt {
         location: "ledger name".into(),
         detail: "missing: this is not an initialized ledger".into(),

@@ -168,6 +168,8 @@ impl<S: Store> Ledger<S> {
         key: SigningKey,
         policy: LogPolicy,
     ) -> Result<Self, OpenError> {
+        // Before anything else: a store that lost acknowledged events must not serve.
+        store.check_acknowledged()?;
         let meta = store.meta()?.ok_or(OpenError::NotInitialized)?;
         let given = PublicKey::from_bytes(key.verifying_key().to_bytes())
             .expect("invariant: a signing key's own public key is valid and not weak");
@@ -211,6 +213,7 @@ impl<S: Store> Ledger<S> {
     /// Appends fail with [`AppendError::ReadOnly`]; [`Ledger::checkpoint`] returns the latest
     /// stored checkpoint; reports are not signed.
     pub fn open_read_only(store: S) -> Result<Self, OpenError> {
+        store.check_acknowledged()?;
         let meta = store.meta()?.ok_or(OpenError::NotInitialized)?;
         Ok(Self {
             store: Arc::new(store),

@@ -21,6 +21,7 @@ use crate::core::values::Timestamp;
 pub mod memory;
 pub mod sled_store;
 mod sled_tree;
+pub mod watermark;
 
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
@@ -39,6 +40,9 @@ pub enum StoreError {
     OutOfOrder { len: u64, start: u64 },
     #[error("malformed commit group: {0}")]
     BadGroup(String),
+    /// Fewer events, or other ones, than were acknowledged: the storage lost data.
+    #[error("acknowledged events are missing: {detail}. The storage lost data (sled cuts a damaged log back to its last readable point); restore the data directory from a backup or a mirror (`custody monitor --mirror`), whose audit must pass")]
+    Lost { detail: String },
 }
 
 /// What the store knows about the ledger it holds.
@@ -165,6 +169,12 @@ pub trait Store: Send + Sync + 'static {
     fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<SignedCheckpoint>, StoreError>;
     /// Applies a group atomically and durably.
     fn commit(&self, group: &Group) -> Result<(), StoreError>;
+    /// Checks that the store still holds every event it acknowledged (a backend whose
+    /// storage can silently lose a tail keeps an independent record to check against);
+    /// [`StoreError::Lost`] if not.
+    fn check_acknowledged(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -260,5 +270,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn commit(&self, group: &Group) -> Result<(), StoreError> {
         (**self).commit(group)
+    }
+    fn check_acknowledged(&self) -> Result<(), StoreError> {
+        (**self).check_acknowledged()
     }
 }

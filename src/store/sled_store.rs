@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::sled_tree::{self, NodeMirror};
+use super::watermark::{Mark, Watermark};
 use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
@@ -41,6 +42,9 @@ pub struct SledStore {
     mirror: NodeMirror,
     snapshot: PathBuf,
     snapshot_leaves: AtomicU64,
+    /// The acknowledgement watermark ([`super::watermark`]) and the mark found at open.
+    watermark: Watermark,
+    acknowledged: Option<Mark>,
 }
 
 impl Drop for SledStore {
@@ -63,19 +67,19 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             .flush_every_ms(None)
             .cache_capacity(256 << 20)
             .open();
+        // sled reports a held lock as `Other` with the OS error in the text.
+        let locked = |e: &std::io::Error| {
+            e.kind() == std::io::ErrorKind::WouldBlock
+                || e.to_string().contains("could not acquire lock")
+        };
         match r {
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(sled::Error::Io(e)) if locked(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                return Err(StoreError::Io(format!(
-                    "{}: another process holds this data directory (a running `custody serve`?): {e}",
-                    dir.display()
-                )))
-            }
+            Err(sled::Error::Io(e)) if locked(&e) => return Err(StoreError::Io(format!(
+                "{}: another process holds this data directory (a running `custody serve`?): {e}",
+                dir.display()
+            ))),
             r => return r.map_err(io),
         }
     }
@@ -164,13 +168,41 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
         let tree = db.open_tree("custody").map_err(io)?;
-        Ok(Self {
+        let (watermark, acknowledged) = Watermark::open(dir)?;
+        let store = Self {
             db,
             tree,
             mirror: NodeMirror::default(),
             snapshot: dir.join("merkle-mirror.bin"),
             snapshot_leaves: AtomicU64::new(0),
-        })
+            watermark,
+            acknowledged,
+        };
+        if store.acknowledged.is_none() {
+            // A store written before the watermark existed (or a new one): start it here.
+            if let Some(m) = store.current_mark()? {
+                store.watermark.record(&m)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The log's length and last hash as stored now.
+    fn current_mark(&self) -> Result<Option<Mark>, StoreError> {
+        let len = self.len()?;
+        let Some(i) = len.checked_sub(1) else {
+            return Ok(None);
+        };
+        let last = self.entry(LogIndex::new(i))?.ok_or_else(|| {
+            corrupt(
+                "log",
+                format!("entry {i} is missing below the length {len}"),
+            )
+        })?;
+        Ok(Some(Mark {
+            len,
+            last: last.hash,
+        }))
     }
 
     /// The sled database, for other trees kept beside the ledger (list snapshots).
@@ -642,6 +674,46 @@ impl Store for SledStore {
         self.tree.apply_batch(b).map_err(io)?;
         self.db.flush().map_err(io)?;
         self.mirror.committed(&records);
+        if let Some(last) = batch.last() {
+            // After sled's flush, before any receipt: the watermark never runs ahead of
+            // what sled made durable.
+            self.watermark.record(&Mark {
+                len: last.entry.index.get() + 1,
+                last: last.entry.hash,
+            })?;
+        }
         Ok(())
+    }
+
+    fn check_acknowledged(&self) -> Result<(), StoreError> {
+        let Some(m) = self.acknowledged.filter(|m| m.len > 0) else {
+            return Ok(());
+        };
+        let len = self.len()?;
+        if len < m.len {
+            return Err(StoreError::Lost {
+                detail: format!(
+                    "the log holds {len} events, but {} were acknowledged (the last, at index {}, has hash {})",
+                    m.len,
+                    m.len - 1,
+                    m.last
+                ),
+            });
+        }
+        let at = self.entry(LogIndex::new(m.len - 1))?;
+        match at {
+            Some(e) if e.hash == m.last => Ok(()),
+            Some(e) => Err(StoreError::Lost {
+                detail: format!(
+                    "log index {} holds event {}, but event {} was acknowledged there",
+                    m.len - 1,
+                    e.hash,
+                    m.last
+                ),
+            }),
+            None => Err(StoreError::Lost {
+                detail: format!("log index {} is missing", m.len - 1),
+            }),
+        }
     }
 }

@@ -74,7 +74,14 @@ const OFAC_2021: [(&str, &[u8]); 4] = [
 ];
 
 /// What sled and custody keep in a data directory: the only entries the demo will remove.
-const OWN_FILES: [&str; 5] = ["db", "conf", "blobs", "log-key.pem", "merkle-mirror.bin"];
+const OWN_FILES: [&str; 6] = [
+    "db",
+    "conf",
+    "blobs",
+    "log-key.pem",
+    "merkle-mirror.bin",
+    "acknowledged",
+];
 
 /// Makes `dir` ready for a fresh demo ledger; says what it did.
 fn prepare(dir: &Path) -> Result<&'static str> {
