@@ -76,10 +76,12 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             Err(sled::Error::Io(e)) if locked(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
-            Err(sled::Error::Io(e)) if locked(&e) => return Err(StoreError::Io(format!(
+            Err(sled::Error::Io(e)) if locked(&e) => {
+                return Err(StoreError::Io(format!(
                 "{}: another process holds this data directory (a running `custody serve`?): {e}",
                 dir.display()
-            ))),
+            )))
+            }
             r => return r.map_err(io),
         }
     }
