@@ -212,3 +212,77 @@ fn walk(dir: &Path) -> Vec<u64> {
     }
     out
 }
+
+/// A data directory this user cannot write (files owned by another user, no capabilities:
+/// `unshare --user` drops root's): opening it fails with a message that says so, and the
+/// directory is left exactly as it was.
+#[test]
+fn a_read_only_data_directory_is_refused_clearly_and_left_untouched() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let can_drop_root = Command::new("unshare")
+        .args(["--user", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !(can_drop_root && is_root) {
+        eprintln!(
+            "SKIPPED: needs root and `unshare --user` to make a directory read-only to the server"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let len = ledger(&dir, 3);
+    let before = walk(&dir);
+    let set = |uid: u32, mode: u32| {
+        for p in tree(&dir) {
+            std::os::unix::fs::chown(&p, Some(uid), Some(uid)).expect("chown");
+            let m = if p.is_dir() { mode | 0o111 } else { mode };
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).expect("chmod");
+        }
+    };
+    set(4321, 0o644);
+    for args in [vec!["verify"], vec!["serve", "--listen", "127.0.0.1:0"]] {
+        let out = Command::new("unshare")
+            .arg("--user")
+            .arg(env!("CARGO_BIN_EXE_custody"))
+            .arg("--data")
+            .arg(&dir)
+            .args(&args)
+            .env("CUSTODY_LOG", "error")
+            .output()
+            .expect("runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{args:?} must refuse: {text}");
+        assert!(
+            text.contains("permission denied") && text.contains("must be writable"),
+            "{args:?}: {text}"
+        );
+    }
+    set(0, 0o644);
+    assert_eq!(walk(&dir), before, "nothing was written");
+    let store = SledStore::open(&dir).expect("opens again");
+    assert_eq!(store.len().expect("len"), len);
+    let report = custody::audit::verify_ledger(&store, |_, _| {}).expect("audit");
+    assert!(report.ok, "{:?}", report.failure);
+}
+
+/// Every path under `dir`, itself included.
+fn tree(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

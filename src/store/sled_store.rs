@@ -82,6 +82,12 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
                 dir.display()
             )))
             }
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::Io(format!(
+                    "{}: permission denied ({e}): the data directory and its files must be writable by this user; sled writes even to open them, so a read-only directory cannot be opened",
+                    dir.display()
+                )))
+            }
             r => return r.map_err(io),
         }
     }
