@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod core;
 pub mod cosigning;
+pub mod graph;
 pub mod keys;
 pub mod ledger;
 pub mod log;

@@ -75,7 +75,9 @@ fn main() -> ExitCode {
                     "{}",
                     serde_json::json!({ "ok": false, "error": format!("{e:#}") })
                 ),
-                Format::Text => eprintln!("error: {e:#}"),
+                Format::Text | Format::Dot | Format::Mermaid | Format::Svg => {
+                    eprintln!("error: {e:#}");
+                }
             }
             ExitCode::FAILURE
         }

@@ -86,7 +86,7 @@ pub fn checkpoint(cli: &Cli, a: &CheckpointArgs) -> Result<()> {
             print!("{}", out.note);
             Ok(())
         }
-        Format::Json => emit(cli.format, &out, |_| String::new()),
+        _ => emit(cli.format, &out, |_| String::new()),
     }
 }
 

@@ -28,6 +28,12 @@ pub mod witness;
 pub enum Format {
     Text,
     Json,
+    /// `custody chain` only: the custody graph as Graphviz DOT.
+    Dot,
+    /// `custody chain` only: the custody graph as a Mermaid flowchart.
+    Mermaid,
+    /// `custody chain` only: the custody graph as a standalone SVG.
+    Svg,
 }
 
 /// Where the ledger lives unless --data says otherwise.
@@ -230,6 +236,9 @@ pub fn emit<T: Serialize>(
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Format::Text => println!("{}", text(value)),
+        Format::Dot | Format::Mermaid | Format::Svg => {
+            anyhow::bail!("--format dot|mermaid|svg is for `custody chain` (a custody graph); use text or json here")
+        }
     }
     Ok(())
 }

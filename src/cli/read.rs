@@ -62,13 +62,41 @@ pub fn chain(cli: &Cli, a: &ChainArgs) -> Result<()> {
         for p in crate::client::Access::parties(&r)? {
             names.parties.insert(p.id.clone(), p);
         }
+        if let Some(out) = graph(cli.format, &c, &names, None) {
+            print!("{out}");
+            return Ok(());
+        }
         return emit(cli.format, &c, |c| render(c, &names));
     }
     let store = open_store(&cli.data)?;
     let unit = parse_unit(&store, &a.unit)?;
     let c = chain::read(&store, &ledger_name(&store)?, &unit)?;
     let names = handles(&store)?;
+    if matches!(cli.format, Format::Dot | Format::Mermaid | Format::Svg) {
+        // Restricted parties are marked when lists are imported.
+        let r = super::resolve::resolve_one(&store, &unit).ok().flatten();
+        if let Some(out) = graph(cli.format, &c, &names, r.as_ref()) {
+            print!("{out}");
+            return Ok(());
+        }
+    }
     emit(cli.format, &c, |c| render(c, &names))
+}
+
+/// The chain as a custody graph in a graph format; `None` for text and JSON.
+fn graph(
+    format: Format,
+    c: &Chain,
+    names: &crate::core::state::MemState,
+    r: Option<&crate::resolve::Resolution>,
+) -> Option<String> {
+    let g = || crate::graph::Graph::of(c, names, r);
+    match format {
+        Format::Dot => Some(crate::graph::dot::render(&g())),
+        Format::Mermaid => Some(crate::graph::mermaid::render(&g())),
+        Format::Svg => Some(crate::graph::svg::render(&g())),
+        Format::Text | Format::Json => None,
+    }
 }
 
 pub fn render(c: &Chain, names: &crate::core::state::MemState) -> String {

@@ -342,6 +342,23 @@ pub(crate) fn render(r: &Resolution) -> String {
     s
 }
 
+/// The resolution of one unit with default options against the imported lists; `None`
+/// when no list is imported.
+pub(crate) fn resolve_one(
+    store: &SledStore,
+    unit: &crate::core::unit::UnitId,
+) -> Result<Option<crate::resolve::Resolution>> {
+    let lists = SledLists::open(store.db())?;
+    if lists.names()?.is_empty() {
+        return Ok(None);
+    }
+    let name = super::read::ledger_name(store)?;
+    let (ix, _) = index_latest(&lists)?;
+    let o = default_options();
+    let peers = peers(store, &name, o.dwell)?;
+    Ok(Some(resolve(store, &name, &ix, unit, &o, &peers)?))
+}
+
 pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let store = open_store(&cli.data)?;

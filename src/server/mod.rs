@@ -33,6 +33,8 @@ pub mod problem;
 
 use problem::Problem;
 
+pub mod ui;
+
 /// Largest request body: a batch of events (each event is at most 1 MiB).
 pub const MAX_BODY: usize = 16 << 20;
 /// Requests served at once; the rest wait.
@@ -54,6 +56,8 @@ pub struct AppState {
     index: Arc<RwLock<Option<Screening>>>,
     /// The dwell baseline with the log size and time it was computed at.
     peers: Arc<std::sync::Mutex<Option<(u64, i64, crate::resolve::Peers)>>>,
+    /// The dashboard's resolutions of every unit.
+    ui: Arc<std::sync::Mutex<Option<Arc<ui::overview::Cached>>>>,
 }
 
 impl AppState {
@@ -233,6 +237,7 @@ pub fn router(state: AppState) -> Router {
         .route("/screen", post(operator::post_screen));
     Router::new()
         .nest("/v1", v1)
+        .merge(ui::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -291,6 +296,7 @@ pub async fn serve_with(
         lists: Arc::new(lists),
         index: Arc::default(),
         peers: Arc::default(),
+        ui: Arc::default(),
     };
     if !w.witnesses.is_empty() {
         let st = state.clone();

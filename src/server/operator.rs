@@ -216,7 +216,7 @@ pub async fn post_screen(
     Ok(Json(out).into_response())
 }
 
-fn resolve_options(state: &AppState) -> crate::resolve::Options {
+pub(crate) fn resolve_options(state: &AppState) -> crate::resolve::Options {
     crate::resolve::Options {
         thresholds: Thresholds::default(),
         stale_pending_days: 30,
