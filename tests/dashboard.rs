@@ -70,9 +70,9 @@ async fn overflow(c: &Client) -> Vec<String> {
     }
     let v = c
         .execute(
-            "if (document.documentElement.scrollWidth <= window.innerWidth + 1) return [];
+            "if (document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1) return [];
              return Array.from(document.querySelectorAll('body *'))
-               .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 1)
+               .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
                .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
             vec![],
         )

@@ -87,10 +87,83 @@ fn handoffs_pending_transfers_and_observations_become_edges() {
         "{s}"
     );
     assert!(!s.contains("<b>"), "no markup from party data in the SVG");
-    assert_eq!(s.matches("stroke-dasharray=\"7 5\"").count(), 1);
-    assert_eq!(s.matches("<g class=\"party").count(), 5);
+    assert_eq!(
+        s.matches("stroke-dasharray=\"7 5\"").count(),
+        1,
+        "one pending arrow"
+    );
+    // One box per stay: maker, dist, and odd-trading offered the unit; the observation is a
+    // note beside dist's stay.
+    assert_eq!(s.matches("<g class=\"party").count(), 3);
+    assert_eq!(s.matches("<g class=\"note note-observed\"").count(), 1);
+    assert!(s.contains("offered, not accepted"));
     assert!(
         !s.contains("style="),
         "presentation attributes only (strict CSP)"
     );
+}
+
+/// A unit passed back and forth 30 times between two distributors: one box per stay, the
+/// picture grows only in height, every hop is a labelled arrow between neighbours.
+#[test]
+fn a_thirty_hop_chain_stays_readable() {
+    let w = World::new(MemoryStore::new());
+    let c = w.client();
+    let u = w.register(1);
+    let cn = || CountryCode::parse("CN").expect("c");
+    let t = c
+        .transfer(
+            &w.maker,
+            &w.dist.party_id(),
+            &u,
+            Text::parse("AWB 0").expect("t"),
+            cn(),
+        )
+        .expect("transfer");
+    c.accept(&w.dist, &t.hash, &u, None).expect("accept");
+    let (mut a, mut b) = (&w.dist, &w.sub);
+    for i in 1..30 {
+        w.tick(3600);
+        let t = c
+            .transfer(
+                a,
+                &b.party_id(),
+                &u,
+                Text::parse(&format!("AWB {i}")).expect("t"),
+                cn(),
+            )
+            .expect("transfer");
+        c.accept(b, &t.hash, &u, None).expect("accept");
+        std::mem::swap(&mut a, &mut b);
+    }
+    let chain = custody::chain::read(w.ledger.store(), &ledger_name(), &u[0]).expect("chain");
+    let mut names = MemState::default();
+    for p in w.ledger.store().parties().expect("parties") {
+        names.parties.insert(p.id.clone(), p);
+    }
+    let g = Graph::of(&chain, &names, None);
+    assert_eq!(g.edges.len(), 30);
+    let s = svg::render(&g);
+    assert_eq!(
+        s.matches("<g class=\"party").count(),
+        31,
+        "one box per stay"
+    );
+    assert_eq!(s.matches("<g class=\"edge edge-handoff\"").count(), 30);
+    assert_eq!(
+        s.matches("(again)").count(),
+        28,
+        "repeated parties are marked"
+    );
+    assert!(s.contains("viewBox=\"0 0 780 "), "the width does not grow");
+    // Boxes never overlap: their y coordinates strictly increase by at least a box height.
+    let ys: Vec<usize> = s
+        .match_indices("<rect x=\"20\" y=\"")
+        .map(|(i, m)| {
+            let rest = &s[i + m.len()..];
+            rest[..rest.find('"').expect("end")].parse().expect("y")
+        })
+        .collect();
+    assert_eq!(ys.len(), 31);
+    assert!(ys.windows(2).all(|p| p[1] >= p[0] + 58));
 }
