@@ -51,6 +51,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Witness(a) => cli::witness::witness(&cli, a),
+        Command::Bench(a) => cli::bench::run(&cli, a),
         Command::Cosign(a) => match cli::witness::cosign(&cli, a) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(3),

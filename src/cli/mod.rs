@@ -13,6 +13,7 @@ use crate::keys::KeyPair;
 use crate::ledger::{system_clock, Ledger, Receipt};
 use crate::store::{SledStore, Store};
 
+pub mod bench;
 pub mod bundle;
 pub mod demo;
 pub mod events;
@@ -135,6 +136,9 @@ pub enum Command {
     /// Ask witnesses to cosign the ledger's latest checkpoint (kept beside the ledger; bundles
     /// carry the cosignatures).
     Cosign(witness::CosignArgs),
+    /// Build a synthetic ledger and measure ingest, reads, proofs, resolution, audit, bundles,
+    /// disk and memory against this machine's limits (BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 /// A unit as users type it: a URN, or `MANUFACTURER-HANDLE/PRODUCT/SERIAL`.

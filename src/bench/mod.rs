@@ -1,0 +1,119 @@
+//! `custody bench`: builds a synthetic ledger ([`world`]) in a directory and measures, in
+//! one run and against this machine's ceilings ([`ceilings`]): durable ingest through the
+//! library and over HTTP (batches and single events, with latency), chain reads, proofs and
+//! one-unit resolutions (p50/p99), `resolve --all`, screening, the whole-ledger audit,
+//! bundle export and verification, disk bytes per event and peak memory.
+
+pub mod ceilings;
+pub mod phases;
+pub mod world;
+
+use serde::Serialize;
+
+pub use phases::run;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{what}: {detail}")]
+    Step { what: &'static str, detail: String },
+}
+
+pub(crate) fn step(what: &'static str) -> impl Fn(String) -> BenchError {
+    move |detail| BenchError::Step { what, detail }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Events in the built ledger (about).
+    pub events: u64,
+    /// Parties: a tenth distributors, the rest end users.
+    pub parties: u64,
+}
+
+/// Median and 99th percentile, in microseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Latency {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub samples: usize,
+}
+
+impl Latency {
+    #[must_use]
+    pub fn of(mut v: Vec<f64>) -> Self {
+        v.sort_by(f64::total_cmp);
+        let at = |p: usize| {
+            v.get((v.len() * p / 100).min(v.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Self {
+            p50_us: at(50),
+            p99_us: at(99),
+            samples: v.len(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub events: u64,
+    pub units: u64,
+    pub parties: u64,
+    pub ceilings: ceilings::Ceilings,
+    /// Building the whole ledger through `Ledger::append_all` (decode + verify on all cores +
+    /// rules + group commit + fsync): events/s, and as a ratio to `verify_strict` on all cores.
+    pub library_ingest_per_s: f64,
+    pub library_ingest_ratio: f64,
+    pub http_batch_ingest_per_s: f64,
+    pub http_batch_ratio: f64,
+    pub http_single_ingest_per_s: f64,
+    pub http_single_latency: Latency,
+    pub chain_read: Latency,
+    pub inclusion_proof: Latency,
+    pub consistency_proof: Latency,
+    pub resolve_one: Latency,
+    pub resolve_all_s: f64,
+    pub screening_names_per_s: f64,
+    pub audit_events_per_s: f64,
+    pub audit_ratio: f64,
+    pub bundle_export_ms: f64,
+    pub bundle_verify_ms: f64,
+    pub disk_bytes: u64,
+    pub disk_bytes_per_event: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+#[must_use]
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Bytes under `dir`.
+#[must_use]
+pub fn disk_usage(dir: &std::path::Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            n += if p.is_dir() {
+                disk_usage(&p)
+            } else {
+                p.metadata().map_or(0, |m| m.len())
+            };
+        }
+    }
+    n
+}

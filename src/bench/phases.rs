@@ -1,0 +1,378 @@
+//! The phases of `custody bench`, in order: ceilings, build (library ingest), HTTP ingest,
+//! reads and proofs, resolution, screening, audit, bundles, disk and memory.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::{ceilings, disk_usage, peak_rss_mb, step, world, BenchError, Config, Latency, Report};
+use crate::core::checkpoint::VerifierKey;
+use crate::core::ids::{EventHash, LedgerName, LogIndex};
+use crate::core::unit::UnitId;
+use crate::core::values::Timestamp;
+use crate::core::verify::{SignedEvent, VerifiedEvent};
+use crate::ledger::{system_clock, Ledger};
+use crate::resolve::Verdict;
+use crate::screen::lists::ListStore as _;
+use crate::store::{SledStore, Store};
+
+const ENTITY_LIST: &[u8] = include_bytes!("../cli/demo/entity-list-2019-10-09.csv");
+
+/// A small deterministic generator for sample picks.
+struct Pick(u64);
+impl Pick {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+fn append(ledger: &Ledger<SledStore>, evs: Vec<VerifiedEvent>) -> Result<(), BenchError> {
+    for chunk in evs.chunks(4096) {
+        for r in ledger.append_all(chunk.to_vec()) {
+            r.map_err(|e| step("append")(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+fn us(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e6
+}
+
+/// Runs every phase in `dir` (created; the ledger is built in `dir/ledger`).
+pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, BenchError> {
+    std::fs::create_dir_all(dir)?;
+    progress("measuring this machine's ceilings");
+    let ceil = ceilings::measure(dir)?;
+    let data = dir.join("ledger");
+    let name =
+        LedgerName::parse("bench.example/ledger").map_err(|e| step("name")(e.to_string()))?;
+    let log = world::key("bench log key");
+    let store = SledStore::open(&data)?;
+    Ledger::init(&store, &name, &log.public)?;
+    let at = Timestamp::clamped(system_clock()().unix() - 3600);
+    let ledger = Ledger::open(store, system_clock(), log.signing.clone())
+        .map_err(|e| step("open")(e.to_string()))?;
+    let lists = crate::screen::lists::SledLists::open(ledger.store().db())
+        .map_err(|e| step("lists")(e.to_string()))?;
+    crate::screen::lists::import_into(
+        &lists,
+        crate::screen::entry::SourceKind::Csl,
+        Some("entity-list"),
+        &[crate::screen::import::Input {
+            name: "entity-list-2019-10-09.csv".into(),
+            bytes: ENTITY_LIST.to_vec(),
+        }],
+        "bench",
+    )
+    .map_err(|e| step("list import")(e.to_string()))?;
+    let listed: Vec<String> = lists
+        .latest("entity-list")
+        .map_err(|e| step("lists")(e.to_string()))?
+        .map(|s| s.entries.iter().map(|e| e.name.clone()).collect())
+        .unwrap_or_default();
+    // The list store holds the sled database open; the ledger must be the last holder.
+    drop(lists);
+
+    progress("building the ledger (parties, registrations, shipments to distributors)");
+    let n_parties = usize::try_from(cfg.parties.max(4)).unwrap_or(usize::MAX);
+    let (p, groups) = world::parties(&name, n_parties, &listed, at);
+    for g in groups {
+        append(&ledger, g)?;
+    }
+    let per_unit = 2.021;
+    let n_units =
+        ((cfg.events.saturating_sub(cfg.parties) as f64 / per_unit) as usize / 100 * 100).max(1000);
+    let units: Vec<UnitId> = (0..n_units)
+        .into_par_iter()
+        .map(|i| UnitId::custody(&p.maker.party_id(), "SEQ", &format!("B{i:09}")))
+        .collect::<Result<_, _>>()
+        .map_err(|e| step("unit ids")(e.to_string()))?;
+    let regs = world::registrations(&name, &p, &units, at);
+    let registered: Vec<EventHash> = regs.iter().map(VerifiedEvent::hash).collect();
+    append(&ledger, regs)?;
+    let (ts, accs, heads) = world::to_distributors(&name, &p, &units, &registered, at);
+    append(&ledger, ts)?;
+    append(&ledger, accs)?;
+
+    // The bulk: single-unit shipments to end users, timed through the library as a server
+    // receives them (canonical bytes decoded and verified on all cores, then appended).
+    let held = (n_units / 20).clamp(200, 20_000).min(n_units / 2);
+    let bulk: Vec<(UnitId, EventHash, usize)> = units
+        .iter()
+        .zip(&heads)
+        .map(|(u, (h, d))| (u.clone(), *h, *d))
+        .collect();
+    let (lib_part, http_part) = bulk.split_at(n_units - held);
+    let mut lib_secs = 0.0;
+    let mut lib_events = 0u64;
+    for (k, chunk) in lib_part.chunks(20_000).enumerate() {
+        progress(&format!(
+            "library ingest: {} of {} units shipped to end users",
+            k * 20_000,
+            lib_part.len()
+        ));
+        let pairs = world::to_end_users(&name, &p, chunk, at);
+        let bytes: Vec<Vec<u8>> = pairs
+            .iter()
+            .map(|(t, _)| t)
+            .chain(pairs.iter().map(|(_, a)| a))
+            .map(|e| e.canonical_bytes().to_vec())
+            .collect();
+        drop(pairs);
+        let t = Instant::now();
+        let evs: Vec<VerifiedEvent> = bytes
+            .par_iter()
+            .map(|b| {
+                SignedEvent::decode(b)
+                    .map_err(|e| e.to_string())
+                    .and_then(|e| e.verify(&name).map_err(|e| e.to_string()))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(step("decode"))?;
+        lib_events += evs.len() as u64;
+        append(&ledger, evs)?;
+        lib_secs += t.elapsed().as_secs_f64();
+    }
+    let library = lib_events as f64 / lib_secs.max(1e-9);
+    drop(ledger);
+
+    progress("HTTP ingest on loopback (batches, then single events)");
+    let pairs = world::to_end_users(&name, &p, http_part, at);
+    let json = |e: &VerifiedEvent| String::from_utf8_lossy(e.canonical_bytes()).into_owned();
+    let split = pairs.len() * 4 / 5;
+    let (batch_pairs, single_pairs) = pairs.split_at(split);
+    let (http_batch, http_single, single_lat) =
+        http(&data, &log, batch_pairs, single_pairs, &json)?;
+
+    progress("reads, proofs and one-unit resolutions");
+    let store = SledStore::open(&data)?;
+    let size = store.len()?;
+    let mut pick = Pick(7);
+    let mut chain = Vec::new();
+    for _ in 0..1000 {
+        let u = &units[pick.below(units.len() as u64) as usize];
+        let t = Instant::now();
+        crate::chain::read(&store, &name, u).map_err(|e| step("chain read")(e.to_string()))?;
+        chain.push(us(t));
+    }
+    let mut inclusion = Vec::new();
+    let mut consistency = Vec::new();
+    for _ in 0..2000 {
+        let i = pick.below(size);
+        let t = Instant::now();
+        crate::log::prove_inclusion(&store, LogIndex::new(i), size)
+            .map_err(|e| step("inclusion")(e.to_string()))?;
+        inclusion.push(us(t));
+        let old = 1 + pick.below(size - 1);
+        let t = Instant::now();
+        crate::log::prove_consistency(&store, old, size)
+            .map_err(|e| step("consistency")(e.to_string()))?;
+        consistency.push(us(t));
+    }
+    let lists = crate::screen::lists::SledLists::open(store.db())
+        .map_err(|e| step("lists")(e.to_string()))?;
+    let (ix, _) =
+        crate::screen::lists::index_latest(&lists).map_err(|e| step("index")(e.to_string()))?;
+    let o = crate::resolve::Options {
+        thresholds: crate::screen::matcher::Thresholds::default(),
+        stale_pending_days: 30,
+        now: system_clock()(),
+        dwell: crate::resolve::DwellRule::default(),
+    };
+    let peers = crate::resolve::baseline(&store, &name, o.dwell)?;
+    let mut one = Vec::new();
+    for _ in 0..300 {
+        let u = &units[pick.below(units.len() as u64) as usize];
+        let t = Instant::now();
+        crate::resolve::resolve(&store, &name, &ix, u, &o, &peers)?;
+        one.push(us(t));
+    }
+
+    progress("resolving every unit");
+    let t = Instant::now();
+    let sum = crate::resolve::resolve_all(&store, &name, &ix, &o, &|_, _, _| {}, |r| {
+        Ok(r.verdict != Verdict::Clear)
+    })?;
+    let resolve_all_s = t.elapsed().as_secs_f64();
+    let _ = sum.units;
+
+    progress("screening every party");
+    let ids: Vec<_> = store.parties()?.into_iter().map(|r| r.id).collect();
+    let t = Instant::now();
+    let mut screened = 0u64;
+    while t.elapsed().as_secs_f64() < 1.0 {
+        let mut s = crate::screen::hierarchy::Screener::new(&ix, &store, o.thresholds, None);
+        for id in &ids {
+            s.party(id)?;
+            screened += 1;
+        }
+    }
+    let screening = screened as f64 / t.elapsed().as_secs_f64();
+
+    progress("auditing the whole ledger");
+    let t = Instant::now();
+    let audit = crate::audit::verify_ledger(&store, |_, _| {})?;
+    let audit_rate = size as f64 / t.elapsed().as_secs_f64();
+    if !audit.ok {
+        return Err(step("audit")(format!("{:?}", audit.failure)));
+    }
+
+    progress("bundles");
+    let vkey = VerifierKey {
+        name: name.clone(),
+        key: log.public,
+    };
+    let (mut ex, mut ve) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let u = &units[pick.below(units.len() as u64) as usize];
+        let t = Instant::now();
+        let b =
+            crate::bundle::export(&store, u).map_err(|e| step("bundle export")(e.to_string()))?;
+        ex.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        crate::core::bundle::verify(&b, &vkey).map_err(|e| step("bundle verify")(e.to_string()))?;
+        ve.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    drop(lists);
+    drop(store);
+    let disk = disk_usage(&data);
+    Ok(Report {
+        events: size,
+        units: n_units as u64,
+        parties: ids.len() as u64,
+        ceilings: ceil,
+        library_ingest_per_s: library,
+        library_ingest_ratio: library / ceil.verify_strict_all_cores,
+        http_batch_ingest_per_s: http_batch,
+        http_batch_ratio: http_batch / ceil.verify_strict_all_cores,
+        http_single_ingest_per_s: http_single,
+        http_single_latency: single_lat,
+        chain_read: Latency::of(chain),
+        inclusion_proof: Latency::of(inclusion),
+        consistency_proof: Latency::of(consistency),
+        resolve_one: Latency::of(one),
+        resolve_all_s,
+        screening_names_per_s: screening,
+        audit_events_per_s: audit_rate,
+        audit_ratio: audit_rate / ceil.verify_strict_all_cores,
+        bundle_export_ms: Latency::of(ex).p50_us,
+        bundle_verify_ms: Latency::of(ve).p50_us,
+        disk_bytes: disk,
+        disk_bytes_per_event: disk as f64 / size.max(1) as f64,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// `custody serve`'s router in this process on a loopback port: batches of 500 events from
+/// 4 clients, then single events from 4 clients; events/s for both and the latency of one
+/// request.
+fn http(
+    data: &Path,
+    log: &crate::keys::KeyPair,
+    batch_pairs: &[(VerifiedEvent, VerifiedEvent)],
+    single_pairs: &[(VerifiedEvent, VerifiedEvent)],
+    json: &(dyn Fn(&VerifiedEvent) -> String + Sync),
+) -> Result<(f64, f64, Latency), BenchError> {
+    let store = SledStore::open(data)?;
+    let ledger = Ledger::open(store, system_clock(), log.signing.clone())
+        .map_err(|e| step("open")(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(crate::server::serve(
+        listener,
+        ledger,
+        system_clock(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let post = |agent: &ureq::Agent, path: &str, body: &str| -> Result<(), BenchError> {
+        match agent
+            .post(&format!("{url}{path}"))
+            .set("Content-Type", "application/json")
+            .send_string(body)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(step("HTTP ingest")(e.to_string())),
+        }
+    };
+    let bodies: Vec<String> = batch_pairs
+        .chunks(250)
+        .map(|c| {
+            let ts = c.iter().map(|(t, _)| json(t));
+            let as_ = c.iter().map(|(_, a)| json(a));
+            format!("[{}]", ts.chain(as_).collect::<Vec<_>>().join(","))
+        })
+        .collect();
+    let t = Instant::now();
+    std::thread::scope(|s| -> Result<(), BenchError> {
+        let hs: Vec<_> = bodies
+            .chunks(bodies.len().div_ceil(4).max(1))
+            .map(|part| {
+                s.spawn(move || -> Result<(), BenchError> {
+                    let agent = ureq::AgentBuilder::new().build();
+                    for b in part {
+                        post(&agent, "/v1/events:batch", b)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join()
+                .map_err(|_| step("HTTP client")("panicked".into()))??;
+        }
+        Ok(())
+    })?;
+    let batch = (batch_pairs.len() * 2) as f64 / t.elapsed().as_secs_f64();
+    let lat = std::sync::Mutex::new(Vec::new());
+    let t = Instant::now();
+    std::thread::scope(|s| -> Result<(), BenchError> {
+        let hs: Vec<_> = single_pairs
+            .chunks(single_pairs.len().div_ceil(4).max(1))
+            .map(|part| {
+                let lat = &lat;
+                s.spawn(move || -> Result<(), BenchError> {
+                    let agent = ureq::AgentBuilder::new().build();
+                    for (tr, ac) in part {
+                        for e in [tr, ac] {
+                            let t = Instant::now();
+                            post(&agent, "/v1/events", &json(e))?;
+                            lat.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(us(t));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join()
+                .map_err(|_| step("HTTP client")("panicked".into()))??;
+        }
+        Ok(())
+    })?;
+    let single = (single_pairs.len() * 2) as f64 / t.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    rt.block_on(server)
+        .map_err(|e| step("server")(e.to_string()))??;
+    Ok((
+        batch,
+        single,
+        Latency::of(
+            lat.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ),
+    ))
+}

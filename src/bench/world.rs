@@ -1,0 +1,302 @@
+//! The synthetic but realistic ledger `custody bench` builds: an operator, a manufacturer,
+//! distributors it sponsors, end users the distributors sponsor (some carrying the names of
+//! the agencies of the embedded Entity List excerpt), units registered in lots of 1,000,
+//! shipped to distributors in multi-unit transfers of 100 and accepted, then each unit
+//! shipped alone to an end user and accepted with an end-use declaration.
+
+use rayon::prelude::*;
+use sha2::Digest as _;
+
+use crate::core::event::{
+    Accept, Body, EndUse, Enroll, Genesis, Profile, Register, Role, Transfer, UnitLink,
+};
+use crate::core::ids::{EventHash, Handle, LedgerName};
+use crate::core::unit::UnitId;
+use crate::core::values::{CountryCode, Text, Timestamp};
+use crate::core::verify::{self, SignedEvent, VerifiedEvent};
+use crate::keys::KeyPair;
+
+/// A key from a label (deterministic).
+pub fn key(label: &str) -> KeyPair {
+    let seed: [u8; 32] = sha2::Sha256::digest(label.as_bytes()).into();
+    KeyPair::from_signing(ed25519_dalek::SigningKey::from_bytes(&seed))
+        .expect("invariant: a SHA-256 seed is a valid Ed25519 secret key")
+}
+
+fn text(s: &str) -> Text {
+    Text::parse(s).expect("invariant: bench texts are short and printable")
+}
+
+fn profile(name: &str, country: &str, role: Role) -> Profile {
+    Profile {
+        legal_name: text(name),
+        aliases: vec![],
+        country: CountryCode::parse(country).expect("invariant: a valid country code"),
+        region: None,
+        address: None,
+        roles: vec![role],
+        parent: None,
+        owners: vec![],
+        gs1_company_prefixes: vec![],
+    }
+}
+
+/// Signs `body` with `keys` and verifies it (the client's work, not timed).
+pub fn sign(ledger: &LedgerName, body: Body, keys: &[&KeyPair]) -> VerifiedEvent {
+    let ks: Vec<_> = keys.iter().map(|k| &k.signing).collect();
+    let env = verify::sign(ledger, body, &ks).expect("invariant: bench bodies sign");
+    SignedEvent::from_envelope(env)
+        .expect("invariant: bench events pass the shape rules")
+        .verify(ledger)
+        .expect("invariant: bench events verify under the keys that signed them")
+}
+
+pub struct Parties {
+    pub op: KeyPair,
+    pub maker: KeyPair,
+    pub dists: Vec<KeyPair>,
+    /// End users, and the distributor index that sponsored each.
+    pub users: Vec<(KeyPair, usize)>,
+}
+
+/// Genesis and every enrollment, in the order they must be appended (distributors first).
+pub fn parties(
+    ledger: &LedgerName,
+    n: usize,
+    listed: &[String],
+    at: Timestamp,
+) -> (Parties, Vec<Vec<VerifiedEvent>>) {
+    let dists_n = (n / 10).max(1);
+    let users_n = n.saturating_sub(dists_n + 2).max(1);
+    let p = Parties {
+        op: key("bench operator"),
+        maker: key("bench maker"),
+        dists: (0..dists_n)
+            .map(|i| key(&format!("bench distributor {i}")))
+            .collect(),
+        users: (0..users_n)
+            .map(|i| (key(&format!("bench end user {i}")), i % dists_n))
+            .collect(),
+    };
+    let h = |s: String| Handle::parse(&s).expect("invariant: bench handles are valid");
+    let genesis = sign(
+        ledger,
+        Body::Genesis(Genesis {
+            at,
+            party: p.op.party_id(),
+            handle: h("operator".into()),
+            profile: profile("Bench Operator", "US", Role::Operator),
+            keys: vec![p.op.public],
+        }),
+        &[&p.op],
+    );
+    let enroll = |k: &KeyPair, sponsor: &KeyPair, handle: String, pr: Profile| {
+        sign(
+            ledger,
+            Body::Enroll(Enroll {
+                at,
+                party: k.party_id(),
+                handle: h(handle),
+                profile: pr,
+                keys: vec![k.public],
+                sponsor: sponsor.party_id(),
+            }),
+            &[k, sponsor],
+        )
+    };
+    let maker = enroll(
+        &p.maker,
+        &p.op,
+        "maker".into(),
+        profile("Bench Instruments Inc.", "US", Role::Manufacturer),
+    );
+    let dists = p
+        .dists
+        .par_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            enroll(
+                k,
+                &p.maker,
+                format!("dist-{i}"),
+                profile(
+                    &format!("Distributor {i} Trading Co., Ltd."),
+                    "CN",
+                    Role::Distributor,
+                ),
+            )
+        })
+        .collect();
+    let users = p
+        .users
+        .par_iter()
+        .enumerate()
+        .map(|(i, (k, d))| {
+            let name = listed
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("End User {i} Hospital"));
+            enroll(
+                k,
+                &p.dists[*d],
+                format!("user-{i}"),
+                profile(&name, "CN", Role::EndUser),
+            )
+        })
+        .collect();
+    (p, vec![vec![genesis], vec![maker], dists, users])
+}
+
+pub fn registrations(
+    ledger: &LedgerName,
+    p: &Parties,
+    units: &[UnitId],
+    at: Timestamp,
+) -> Vec<VerifiedEvent> {
+    units
+        .par_chunks(1000)
+        .map(|lot| {
+            sign(
+                ledger,
+                Body::Register(Register {
+                    at,
+                    manufacturer: p.maker.party_id(),
+                    units: lot.to_vec(),
+                    lot: None,
+                    product_name: None,
+                }),
+                &[&p.maker],
+            )
+        })
+        .collect()
+}
+
+/// Maker → distributor in transfers of 100 units, each accepted; returns the events (all
+/// transfers, then all accepts) and each unit's head and distributor afterwards.
+pub fn to_distributors(
+    ledger: &LedgerName,
+    p: &Parties,
+    units: &[UnitId],
+    registered: &[EventHash],
+    at: Timestamp,
+) -> (
+    Vec<VerifiedEvent>,
+    Vec<VerifiedEvent>,
+    Vec<(EventHash, usize)>,
+) {
+    let groups: Vec<(usize, &[UnitId])> = units.chunks(100).enumerate().collect();
+    let made: Vec<(VerifiedEvent, VerifiedEvent, usize)> = groups
+        .par_iter()
+        .map(|(g, us)| {
+            let d = g % p.dists.len();
+            let links: Vec<UnitLink> = us
+                .iter()
+                .enumerate()
+                .map(|(k, u)| UnitLink {
+                    unit: u.clone(),
+                    prev: registered[(g * 100 + k) / 1000],
+                })
+                .collect();
+            let t = sign(
+                ledger,
+                Body::Transfer(Transfer {
+                    at,
+                    from: p.maker.party_id(),
+                    to: p.dists[d].party_id(),
+                    units: links,
+                    shipment: text(&format!("AWB {g}")),
+                    destination_country: CountryCode::parse("CN").expect("invariant: CN"),
+                }),
+                &[&p.maker],
+            );
+            let a = sign(
+                ledger,
+                Body::Accept(Accept {
+                    at,
+                    by: p.dists[d].party_id(),
+                    transfer: t.hash(),
+                    units: us
+                        .iter()
+                        .map(|u| UnitLink {
+                            unit: u.clone(),
+                            prev: t.hash(),
+                        })
+                        .collect(),
+                    end_use: None,
+                }),
+                &[&p.dists[d]],
+            );
+            (t, a, d)
+        })
+        .collect();
+    let mut heads = Vec::with_capacity(units.len());
+    for ((_, us), (_, a, d)) in groups.iter().zip(&made) {
+        heads.extend(std::iter::repeat_n((a.hash(), *d), us.len()));
+    }
+    let (ts, rest): (Vec<_>, Vec<_>) = made.into_iter().map(|(t, a, _)| (t, a)).unzip();
+    (ts, rest, heads)
+}
+
+/// Distributor → end user, one unit per transfer, accepted with an end-use declaration:
+/// `(transfer, accept)` per unit.
+pub fn to_end_users(
+    ledger: &LedgerName,
+    p: &Parties,
+    units: &[(UnitId, EventHash, usize)],
+    at: Timestamp,
+) -> Vec<(VerifiedEvent, VerifiedEvent)> {
+    // The end users each distributor sponsored.
+    let mut of: Vec<Vec<usize>> = vec![vec![]; p.dists.len()];
+    for (i, (_, d)) in p.users.iter().enumerate() {
+        of[*d].push(i);
+    }
+    units
+        .par_iter()
+        .enumerate()
+        .map(|(i, (u, head, d))| {
+            let mine = &of[*d];
+            let user = if mine.is_empty() {
+                0
+            } else {
+                mine[i % mine.len()]
+            };
+            let (uk, _) = &p.users[user];
+            let t = sign(
+                ledger,
+                Body::Transfer(Transfer {
+                    at,
+                    from: p.dists[*d].party_id(),
+                    to: uk.party_id(),
+                    units: vec![UnitLink {
+                        unit: u.clone(),
+                        prev: *head,
+                    }],
+                    shipment: text(&format!("SF {i}")),
+                    destination_country: CountryCode::parse("CN").expect("invariant: CN"),
+                }),
+                &[&p.dists[*d]],
+            );
+            let a = sign(
+                ledger,
+                Body::Accept(Accept {
+                    at,
+                    by: uk.party_id(),
+                    transfer: t.hash(),
+                    units: vec![UnitLink {
+                        unit: u.clone(),
+                        prev: t.hash(),
+                    }],
+                    end_use: Some(EndUse {
+                        end_user: text("the hospital's genomics laboratory"),
+                        end_user_party: Some(uk.party_id()),
+                        end_use: text("clinical sequencing"),
+                        destination_country: CountryCode::parse("CN").expect("invariant: CN"),
+                        no_restricted_retransfer: true,
+                    }),
+                }),
+                &[uk],
+            );
+            (t, a)
+        })
+        .collect()
+}
