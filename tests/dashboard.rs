@@ -58,16 +58,7 @@ async fn same_origin_only(c: &Client, origin: &str) {
 /// The page's width fits the viewport (only `.scroll` boxes scroll sideways); else the
 /// elements that stick out.
 async fn overflow(c: &Client) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while c
-        .execute("return document.readyState;", vec![])
-        .await
-        .expect("state")
-        != "complete"
-    {
-        assert!(Instant::now() < deadline, "the page did not finish loading");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    loaded(c).await;
     let v = c
         .execute(
             "if (document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1) return [];
@@ -174,6 +165,19 @@ async fn drive(origin: &str, port: u16, tmp: &Path) {
         .click()
         .await
         .expect("submit");
+    // The results are a new page: wait for it, not for the old page's links.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .contains("q=SN0001")
+    {
+        assert!(Instant::now() < deadline, "the search did not load");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loaded(&c).await;
     let link = wait_for(&c, "table.flagged a").await;
     let text = link.text().await.expect("link text");
     assert!(text.ends_with("SN0001"), "{text}");
@@ -347,6 +351,20 @@ async fn drive(origin: &str, port: u16, tmp: &Path) {
         csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
         "{csp}"
     );
+}
+
+/// Waits until the current document has finished loading.
+async fn loaded(c: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c
+        .execute("return document.readyState;", vec![])
+        .await
+        .expect("state")
+        != "complete"
+    {
+        assert!(Instant::now() < deadline, "the page did not finish loading");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {

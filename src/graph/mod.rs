@@ -75,33 +75,9 @@ fn restrictions(r: Option<&Resolution>) -> HashMap<PartyId, String> {
         let (Some(p), Some(first)) = (&f.party, f.screening.first()) else {
             continue;
         };
-        out.entry(p.clone()).or_insert_with(|| describe(first));
+        out.entry(p.clone()).or_insert_with(|| first.explain());
     }
     out
-}
-
-fn describe(f: &crate::screen::hierarchy::Finding) -> String {
-    use crate::screen::hierarchy::Finding as F;
-    match f {
-        F::Listed { candidate } => format!(
-            "{}: {} ({})",
-            candidate.source_list, candidate.entry_name, candidate.entry_id
-        ),
-        F::Subordinate { path, ancestor } => format!(
-            "subordinate of {} → {}",
-            path.last().map_or("?", |s| s.name.as_str()),
-            describe(ancestor)
-        ),
-        F::Owned { total_bps, owners } => format!(
-            "{}% owned by restricted parties ({})",
-            total_bps / 100,
-            owners
-                .iter()
-                .map(|o| o.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
 
 impl Graph {

@@ -123,6 +123,41 @@ pub enum Finding {
 }
 
 impl Finding {
+    /// The list entry the finding rests on, in words: the entry itself, the parent path to
+    /// a listed ancestor, or the restricted owners.
+    #[must_use]
+    pub fn explain(&self) -> String {
+        match self {
+            Self::Listed { candidate } => format!(
+                "{} — {} ({}){}",
+                candidate.source_list,
+                candidate.entry_name,
+                candidate.entry_id,
+                candidate
+                    .listed_on
+                    .map(|d| format!(", listed {d}"))
+                    .unwrap_or_default()
+            ),
+            Self::Subordinate { path, ancestor } => format!(
+                "subordinate via {} of: {}",
+                path.iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+                ancestor.explain()
+            ),
+            Self::Owned { total_bps, owners } => format!(
+                "{}% owned by restricted parties: {}",
+                total_bps / 100,
+                owners
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
     #[must_use]
     pub fn basis(&self) -> &'static str {
         match self {

@@ -105,7 +105,7 @@ async fn build(state: AppState, party: String) -> Result<(String, String), Probl
         if !s.findings.is_empty() || !s.review.is_empty() || !s.notes.is_empty() {
             h.push_str("<ul>");
             for f in &s.findings {
-                h.push_str(&format!("<li>{}</li>", e(&super::unit::entry(f))));
+                h.push_str(&format!("<li>{}</li>", e(&f.explain())));
             }
             for c in &s.review {
                 h.push_str(&format!(

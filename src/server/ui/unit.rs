@@ -98,7 +98,7 @@ async fn build(state: AppState, unit: String) -> Result<(String, String), Proble
                 for s in &f.screening {
                     item.push_str(&format!(
                         "<br><span class=\"entry\">List entry: {}</span>",
-                        e(&entry(s))
+                        e(&s.explain())
                     ));
                 }
                 for c in &f.candidates {
@@ -154,38 +154,4 @@ async fn build(state: AppState, unit: String) -> Result<(String, String), Proble
         Ok((format!("Unit {u}"), h))
     })
     .await
-}
-
-/// The list entry a screening finding rests on, in words.
-pub(super) fn entry(s: &crate::screen::hierarchy::Finding) -> String {
-    use crate::screen::hierarchy::Finding as F;
-    match s {
-        F::Listed { candidate } => format!(
-            "{} — {} ({}){}",
-            candidate.source_list,
-            candidate.entry_name,
-            candidate.entry_id,
-            candidate
-                .listed_on
-                .map(|d| format!(", listed {d}"))
-                .unwrap_or_default()
-        ),
-        F::Subordinate { path, ancestor } => format!(
-            "subordinate via {} of: {}",
-            path.iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" → "),
-            entry(ancestor)
-        ),
-        F::Owned { total_bps, owners } => format!(
-            "{}% owned by restricted parties: {}",
-            total_bps / 100,
-            owners
-                .iter()
-                .map(|o| o.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
