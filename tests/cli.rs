@@ -1659,3 +1659,28 @@ fn audit_a_server_from_its_entries_and_signed_checkpoint() {
         "{v:#}"
     );
 }
+
+/// A reader that goes away (`custody … | head`) ends the output quietly: no panic.
+#[test]
+fn output_into_a_closed_pipe_is_not_a_crash() {
+    let (cli, _) = Cli::populated();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .arg("--data")
+        .arg(&cli.data)
+        .args([
+            "--format",
+            "json",
+            "chain",
+            "helix-genomics/SEQ-3500/SN0001",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // The read end is closed before the command writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+}

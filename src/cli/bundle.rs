@@ -49,7 +49,7 @@ pub fn export(cli: &Cli, a: &ExportArgs) -> Result<()> {
     }
     let json = serde_json::to_string_pretty(&b)?;
     match &a.out {
-        None => println!("{json}"),
+        None => super::out(&format!("{json}\n"))?,
         Some(p) => {
             std::fs::write(p, json + "\n").with_context(|| format!("writing {}", p.display()))?;
             emit(

@@ -83,7 +83,7 @@ pub fn checkpoint(cli: &Cli, a: &CheckpointArgs) -> Result<()> {
     match cli.format {
         // The text form is the note itself, so it can be piped to any C2SP tool.
         Format::Text => {
-            print!("{}", out.note);
+            super::out(&out.note)?;
             Ok(())
         }
         _ => emit(cli.format, &out, |_| String::new()),

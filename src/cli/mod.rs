@@ -232,14 +232,25 @@ pub fn load_key(path: Option<&Path>) -> Result<KeyPair> {
 }
 
 /// Prints a value as JSON, or as text through `text`.
+/// Writes to standard output. A reader that went away (`custody … | head`) is not an
+/// error: the rest of the output is dropped.
+pub fn out(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to standard output"),
+    }
+}
+
 pub fn emit<T: Serialize>(
     format: Format,
     value: &T,
     text: impl FnOnce(&T) -> String,
 ) -> Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Format::Text => println!("{}", text(value)),
+        Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(value)?))?,
+        Format::Text => out(&format!("{}\n", text(value)))?,
         Format::Dot | Format::Mermaid | Format::Svg => {
             anyhow::bail!("--format dot|mermaid|svg is for `custody chain` (a custody graph); use text or json here")
         }

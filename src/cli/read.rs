@@ -63,7 +63,7 @@ pub fn chain(cli: &Cli, a: &ChainArgs) -> Result<()> {
             names.parties.insert(p.id.clone(), p);
         }
         if let Some(out) = graph(cli.format, &c, &names, None) {
-            print!("{out}");
+            super::out(&out)?;
             return Ok(());
         }
         return emit(cli.format, &c, |c| render(c, &names));
@@ -76,7 +76,7 @@ pub fn chain(cli: &Cli, a: &ChainArgs) -> Result<()> {
         // Restricted parties are marked when lists are imported.
         let r = super::resolve::resolve_one(&store, &unit).ok().flatten();
         if let Some(out) = graph(cli.format, &c, &names, r.as_ref()) {
-            print!("{out}");
+            super::out(&out)?;
             return Ok(());
         }
     }

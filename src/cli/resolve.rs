@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::{emit, open_store, parse_unit, Cli, Format};
+use super::{emit, open_store, out, parse_unit, Cli, Format};
 use crate::core::ids::LedgerName;
 use crate::core::receipt::CheckpointRef;
 use crate::core::report::SignedReport;
@@ -444,10 +444,15 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
     all.signed = sign(cli, &all)?;
     match (cli.format, a.table) {
         (Format::Text, Table::Csv) => {
-            println!("unit,verdict,rules");
+            out("unit,verdict,rules\n")?;
             for r in &all.resolutions {
                 let rules: Vec<&str> = r.findings.iter().map(|f| f.rule).collect();
-                println!("{},{},{}", r.unit, r.verdict.as_str(), rules.join(";"));
+                out(&format!(
+                    "{},{},{}\n",
+                    r.unit,
+                    r.verdict.as_str(),
+                    rules.join(";")
+                ))?;
             }
             Ok(())
         }

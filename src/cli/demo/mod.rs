@@ -193,7 +193,7 @@ pub fn run(cli: &Cli, _a: &DemoArgs) -> Result<()> {
     let text = cli.format == Format::Text;
     let say = |s: &str| {
         if text {
-            println!("{s}");
+            let _ = super::out(&format!("{s}\n"));
         }
     };
     let how = prepare(&dir)?;
@@ -259,7 +259,7 @@ pub fn run(cli: &Cli, _a: &DemoArgs) -> Result<()> {
     let chain = chain::read(ledger.store(), ledger.name(), &units.korla_instrument)?;
     if text {
         let names = super::read::handles(ledger.store())?;
-        println!("\n{}\n", super::read::render(&chain, &names));
+        super::out(&format!("\n{}\n\n", super::read::render(&chain, &names)))?;
     }
     let cp = ledger.checkpoint()?;
     let last = chain
