@@ -86,19 +86,32 @@ pub struct Report {
     pub disk_bytes: u64,
     pub disk_bytes_per_event: f64,
     pub peak_rss_mb: f64,
+    /// Resident memory (MiB) at the end of each phase, and the peak so far: which phase
+    /// holds the memory.
+    pub rss_by_phase: Vec<(String, f64, f64)>,
+}
+
+fn status_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
 #[must_use]
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    status_mb("VmHWM:")
+}
+
+/// Resident memory of this process now (VmRSS), in MiB.
+#[must_use]
+pub fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
 }
 
 /// Bytes under `dir`.

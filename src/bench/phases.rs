@@ -46,6 +46,12 @@ fn us(t: Instant) -> f64 {
 
 /// Runs every phase in `dir` (created; the ledger is built in `dir/ledger`).
 pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, BenchError> {
+    let rss = std::cell::RefCell::new(Vec::new());
+    let progress = |stage: &str| {
+        rss.borrow_mut()
+            .push((stage.to_owned(), super::rss_mb(), peak_rss_mb()));
+        progress(stage);
+    };
     std::fs::create_dir_all(dir)?;
     progress("measuring this machine's ceilings");
     let ceil = ceilings::measure(dir)?;
@@ -241,6 +247,7 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     }
     drop(lists);
     drop(store);
+    progress("done");
     let disk = disk_usage(&data);
     Ok(Report {
         events: size,
@@ -266,6 +273,7 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         disk_bytes: disk,
         disk_bytes_per_event: disk as f64 / size.max(1) as f64,
         peak_rss_mb: peak_rss_mb(),
+        rss_by_phase: rss.into_inner(),
     })
 }
 
