@@ -480,6 +480,26 @@ fn the_demo_reaches_the_seed_scenario_verdicts() {
     assert!(cli.data.join("notes.txt").exists());
 }
 
+/// The operator's rewritten history: a ledger with the same name, log key and parties as
+/// `cli`'s, then `serials` registered: a different tree signed by the same key.
+fn forged(cli: &Cli, serials: &[&str]) -> Cli {
+    let forged = Cli::new();
+    std::fs::create_dir_all(&forged.data).expect("dir");
+    std::fs::copy(
+        cli.data.join("log-key.pem"),
+        forged.data.join("log-key.pem"),
+    )
+    .expect("copy the log key");
+    let (forged, _) = Cli::populate(forged);
+    for serial in serials {
+        forged.ok(
+            Some("helix-genomics"),
+            &["register", "--product", "SEQ-3500", "--serial", serial],
+        );
+    }
+    forged
+}
+
 /// Opens the sled tree the way an attacker with file access would.
 fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
     // No background flusher (as `SledStore`): its thread would keep the directory locked for
@@ -1368,20 +1388,7 @@ fn the_monitor_follows_the_log_and_catches_a_rewritten_history() {
     }
     // The operator rebuilds the ledger with another history under the same name and log key,
     // longer than what the monitor verified, and serves it.
-    let forged = Cli::new();
-    std::fs::create_dir_all(&forged.data).expect("dir");
-    std::fs::copy(
-        cli.data.join("log-key.pem"),
-        forged.data.join("log-key.pem"),
-    )
-    .expect("copy key");
-    let (forged, _) = Cli::populate(forged);
-    for serial in ["X1", "X2"] {
-        forged.ok(
-            Some("helix-genomics"),
-            &["register", "--product", "SEQ-3500", "--serial", serial],
-        );
-    }
+    let forged = forged(&cli, &["X1", "X2"]);
     let server = serve(&forged);
     let before = std::fs::read(&state).expect("state");
     let out = monitor(&server.1);
@@ -1593,20 +1600,7 @@ fn witnesses_cosign_a_consistent_log_and_refuse_a_rewritten_one() {
         }
     }
     // The operator rewrites history under the same key: the witness refuses to cosign it.
-    let forged = Cli::new();
-    std::fs::create_dir_all(&forged.data).expect("dir");
-    std::fs::copy(
-        cli.data.join("log-key.pem"),
-        forged.data.join("log-key.pem"),
-    )
-    .expect("copy key");
-    let (forged, _) = Cli::populate(forged);
-    for serial in ["X1", "X2", "X3"] {
-        forged.ok(
-            Some("helix-genomics"),
-            &["register", "--product", "SEQ-3500", "--serial", serial],
-        );
-    }
+    let forged = forged(&cli, &["X1", "X2", "X3"]);
     let out = forged.run(None, &["cosign", "--witness", &url]);
     assert_eq!(out.status.code(), Some(3));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");

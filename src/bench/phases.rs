@@ -277,6 +277,29 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     })
 }
 
+/// Four client threads, each with its own HTTP agent, sharing `items` in order.
+fn clients<T: Sync>(
+    items: &[T],
+    each: impl Fn(&ureq::Agent, &T) -> Result<(), BenchError> + Sync,
+) -> Result<(), BenchError> {
+    std::thread::scope(|s| {
+        let each = &each;
+        let hs: Vec<_> = items
+            .chunks(items.len().div_ceil(4).max(1))
+            .map(|part| {
+                s.spawn(move || {
+                    let agent = ureq::AgentBuilder::new().build();
+                    part.iter().try_for_each(|x| each(&agent, x))
+                })
+            })
+            .collect();
+        hs.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| step("HTTP client")("panicked".into()))?
+        })
+    })
+}
+
 /// `custody serve`'s router in this process on a loopback port: batches of 500 events from
 /// 4 clients, then single events from 4 clients; events/s for both and the latency of one
 /// request.
@@ -323,51 +346,17 @@ fn http(
         })
         .collect();
     let t = Instant::now();
-    std::thread::scope(|s| -> Result<(), BenchError> {
-        let hs: Vec<_> = bodies
-            .chunks(bodies.len().div_ceil(4).max(1))
-            .map(|part| {
-                s.spawn(move || -> Result<(), BenchError> {
-                    let agent = ureq::AgentBuilder::new().build();
-                    for b in part {
-                        post(&agent, "/v1/events:batch", b)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join()
-                .map_err(|_| step("HTTP client")("panicked".into()))??;
-        }
-        Ok(())
-    })?;
+    clients(&bodies, |agent, b| post(agent, "/v1/events:batch", b))?;
     let batch = (batch_pairs.len() * 2) as f64 / t.elapsed().as_secs_f64();
     let lat = std::sync::Mutex::new(Vec::new());
     let t = Instant::now();
-    std::thread::scope(|s| -> Result<(), BenchError> {
-        let hs: Vec<_> = single_pairs
-            .chunks(single_pairs.len().div_ceil(4).max(1))
-            .map(|part| {
-                let lat = &lat;
-                s.spawn(move || -> Result<(), BenchError> {
-                    let agent = ureq::AgentBuilder::new().build();
-                    for (tr, ac) in part {
-                        for e in [tr, ac] {
-                            let t = Instant::now();
-                            post(&agent, "/v1/events", &json(e))?;
-                            lat.lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .push(us(t));
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join()
-                .map_err(|_| step("HTTP client")("panicked".into()))??;
+    clients(single_pairs, |agent, (tr, ac)| {
+        for e in [tr, ac] {
+            let t = Instant::now();
+            post(agent, "/v1/events", &json(e))?;
+            lat.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(us(t));
         }
         Ok(())
     })?;

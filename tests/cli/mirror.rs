@@ -125,20 +125,7 @@ fn a_monitor_mirror_serves_read_only_and_peers_expose_a_split_view() {
     assert_eq!(v["peers"][0]["size"], size + 1, "{v:#}");
 
     // The operator shows someone else another history under the same name and key.
-    let forged = Cli::new();
-    std::fs::create_dir_all(&forged.data).expect("dir");
-    std::fs::copy(
-        cli.data.join("log-key.pem"),
-        forged.data.join("log-key.pem"),
-    )
-    .expect("key");
-    let (forged, _) = Cli::populate(forged);
-    for serial in ["X1", "X2", "X3"] {
-        forged.ok(
-            Some("helix-genomics"),
-            &["register", "--product", "SEQ-3500", "--serial", serial],
-        );
-    }
+    let forged = forged(&cli, &["X1", "X2", "X3"]);
     let other = serve(&forged);
     let before = std::fs::read(&state).expect("state");
     let out = follow(&primary.1, &["--peer", &other.1]);
