@@ -500,6 +500,20 @@ fn forged(cli: &Cli, serials: &[&str]) -> Cli {
     forged
 }
 
+/// A monitor run that raised an alert of `kind`: exit 4, schema-valid JSON; its report.
+fn alerted(out: &Output, kind: &str) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_schema("monitor_output", &v);
+    assert_eq!(v["alert"]["kind"], kind, "{v:#}");
+    v
+}
+
 /// Opens the sled tree the way an attacker with file access would.
 fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
     // No background flusher (as `SledStore`): its thread would keep the directory locked for
@@ -1392,15 +1406,7 @@ fn the_monitor_follows_the_log_and_catches_a_rewritten_history() {
     let server = serve(&forged);
     let before = std::fs::read(&state).expect("state");
     let out = monitor(&server.1);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_schema("monitor_output", &v);
-    assert_eq!(v["alert"]["kind"], "forked", "{v:#}");
+    let v = alerted(&out, "forked");
     assert!(v["new_size"].as_u64().expect("size") > size);
     // Both signed checkpoints are kept as evidence; the verified state is untouched.
     let files = v["alert"]["evidence"].as_array().expect("evidence");

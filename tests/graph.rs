@@ -11,6 +11,16 @@ use custody::core::values::{CountryCode, Text};
 use custody::graph::{dot, mermaid, svg, EdgeKind, Graph};
 use custody::store::{MemoryStore, Store};
 
+/// The graph of `unit` from its verified chain, with every party's record for names.
+fn graph_of(w: &World<MemoryStore>, unit: &custody::core::unit::UnitId) -> Graph {
+    let chain = custody::chain::read(w.ledger.store(), &ledger_name(), unit).expect("chain");
+    let mut names = MemState::default();
+    for p in w.ledger.store().parties().expect("parties") {
+        names.parties.insert(p.id.clone(), p);
+    }
+    Graph::of(&chain, &names, None)
+}
+
 #[test]
 fn handoffs_pending_transfers_and_observations_become_edges() {
     let w = World::new(MemoryStore::new());
@@ -49,12 +59,7 @@ fn handoffs_pending_transfers_and_observations_become_edges() {
     w.tick(60);
     c.observe(&w.svc, &w.user.party_id(), &u, None, None)
         .expect("observe");
-    let chain = custody::chain::read(w.ledger.store(), &ledger_name(), &u[0]).expect("chain");
-    let mut names = MemState::default();
-    for p in w.ledger.store().parties().expect("parties") {
-        names.parties.insert(p.id.clone(), p);
-    }
-    let g = Graph::of(&chain, &names, None);
+    let g = graph_of(&w, &u[0]);
     let order: Vec<_> = g.nodes.iter().map(|n| n.handle.as_str()).collect();
     assert_eq!(order, ["maker", "dist", "odd-trading", "servicer", "user"]);
     let kinds: Vec<_> = g.edges.iter().map(|e| (e.from, e.to, e.kind)).collect();
@@ -136,12 +141,7 @@ fn a_thirty_hop_chain_stays_readable() {
         c.accept(b, &t.hash, &u, None).expect("accept");
         std::mem::swap(&mut a, &mut b);
     }
-    let chain = custody::chain::read(w.ledger.store(), &ledger_name(), &u[0]).expect("chain");
-    let mut names = MemState::default();
-    for p in w.ledger.store().parties().expect("parties") {
-        names.parties.insert(p.id.clone(), p);
-    }
-    let g = Graph::of(&chain, &names, None);
+    let g = graph_of(&w, &u[0]);
     assert_eq!(g.edges.len(), 30);
     let s = svg::render(&g);
     assert_eq!(

@@ -129,15 +129,7 @@ fn a_monitor_mirror_serves_read_only_and_peers_expose_a_split_view() {
     let other = serve(&forged);
     let before = std::fs::read(&state).expect("state");
     let out = follow(&primary.1, &["--peer", &other.1]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_schema("monitor_output", &v);
-    assert_eq!(v["alert"]["kind"], "split_view", "{v:#}");
+    let v = alerted(&out, "split_view");
     let files = v["alert"]["evidence"].as_array().expect("evidence");
     assert_eq!(files.len(), 2, "both signed views are kept");
     let notes: Vec<_> = files
@@ -173,14 +165,7 @@ fn a_monitor_mirror_serves_read_only_and_peers_expose_a_split_view() {
             &m,
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v["alert"]["kind"], "forked", "{v:#}");
+    let v = alerted(&out, "forked");
     assert!(
         v["alert"]["detail"]
             .as_str()
