@@ -36,6 +36,15 @@ use writer::{Job, Writer};
 /// Most events one commit group holds.
 pub const MAX_GROUP: usize = 4096;
 
+/// A group stops taking events once their canonical bytes reach this much (it always takes
+/// at least one). Event bytes stand in for the records an event writes (a lot registration
+/// of 1,000 units is ~80 KB and writes ~4,000 records). sled applies a group as one batch,
+/// and groups of 4,096 large events held gigabytes: at 200k events the build phase of
+/// `custody bench` peaked at 2.1 GiB resident with no byte bound, 0.53 GiB with this one,
+/// and ingest got faster (BENCHMARKS.md, "Memory"). Single-unit events (~0.7 KB) still
+/// group by the hundreds, so one fsync still serves hundreds of events.
+pub const MAX_GROUP_BYTES: usize = 256 << 10;
+
 /// The ledger's clock; injected so tests can pin time. The core never reads a clock.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 

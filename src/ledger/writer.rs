@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ed25519_dalek::SigningKey;
 
 use super::overlay::Overlay;
-use super::{AppendError, Clock, Draft, LogPolicy, MAX_GROUP};
+use super::{AppendError, Clock, Draft, LogPolicy, MAX_GROUP, MAX_GROUP_BYTES};
 use crate::core::checkpoint::{Checkpoint, SignedCheckpoint, VerifierKey};
 use crate::core::ids::{EventHash, LedgerName, LogIndex};
 use crate::core::merkle::{entry_leaf_hash, Frontier};
@@ -38,6 +38,39 @@ pub(super) enum Job {
     Checkpoint {
         reply: Sender<Result<SignedCheckpoint, AppendError>>,
     },
+}
+
+impl Job {
+    /// What the job adds to a group's size: its event's canonical bytes.
+    fn weight(&self) -> usize {
+        match self {
+            Job::Append { event, .. } => event.canonical_bytes().len(),
+            Job::Checkpoint { .. } => 0,
+        }
+    }
+}
+
+/// `first` and whatever else is already queued, up to `max` items or until their weights
+/// reach `max_weight` (the item that reaches it is included: a group is never empty).
+fn take_group<T>(
+    first: T,
+    rx: &Receiver<T>,
+    weight: impl Fn(&T) -> usize,
+    max: usize,
+    max_weight: usize,
+) -> Vec<T> {
+    let mut total = weight(&first);
+    let mut out = vec![first];
+    while out.len() < max && total < max_weight {
+        match rx.try_recv() {
+            Ok(j) => {
+                total += weight(&j);
+                out.push(j);
+            }
+            Err(_) => break,
+        }
+    }
+    out
 }
 
 pub(super) struct Writer<S: Store> {
@@ -144,13 +177,7 @@ impl<S: Store> Writer<S> {
                     Err(_) => break,
                 },
             };
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
+            let jobs = take_group(first, rx, Job::weight, MAX_GROUP, MAX_GROUP_BYTES);
             self.group(jobs);
         }
         // Shutting down: leave no event uncovered by a checkpoint.
@@ -399,4 +426,36 @@ struct Dup {
 enum Judged {
     Duplicate(Dup),
     New(Committed),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_group;
+
+    fn queued(items: &[usize]) -> crossbeam_channel::Receiver<usize> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for &i in items {
+            tx.send(i).expect("receiver alive");
+        }
+        rx
+    }
+
+    #[test]
+    fn a_group_stops_at_the_count_or_the_weight_whichever_comes_first() {
+        // Small items: the count bound.
+        let rx = queued(&[1; 10]);
+        assert_eq!(take_group(1, &rx, |&w| w, 4, 1000).len(), 4);
+        // Large items: the weight bound, including the item that reaches it.
+        let rx = queued(&[300, 300, 300, 300]);
+        assert_eq!(take_group(300, &rx, |&w| w, 4096, 1000), vec![300; 4]);
+        let rx = queued(&[600, 600]);
+        assert_eq!(take_group(600, &rx, |&w| w, 4096, 1000), vec![600, 600]);
+        // One item heavier than the bound still forms a group on its own.
+        let rx = queued(&[5]);
+        assert_eq!(take_group(5000, &rx, |&w| w, 4096, 1000), vec![5000]);
+        assert_eq!(rx.len(), 1, "the next item waits for the next group");
+        // An empty queue: the first item alone.
+        let rx = queued(&[]);
+        assert_eq!(take_group(7, &rx, |&w| w, 4096, 1000), vec![7]);
+    }
 }
