@@ -12,6 +12,7 @@ use crate::core::unit::UnitId;
 use crate::core::values::Timestamp;
 use crate::core::verify::{SignedEvent, VerifiedEvent};
 use crate::store::{Store, StoreError};
+use crate::verified::VerifiedCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -104,6 +105,17 @@ pub fn check(ledger: &LedgerName, c: &Chain) -> Result<(), ChainError> {
 }
 
 pub fn read<S: Store>(store: &S, ledger: &LedgerName, unit: &UnitId) -> Result<Chain, ChainError> {
+    read_cached(store, ledger, unit, &VerifiedCache::disabled())
+}
+
+/// [`read`], with events verified earlier for the same stored bytes taken from `cache`
+/// (see [`crate::verified`]: every entry is still read and compared byte for byte).
+pub fn read_cached<S: Store>(
+    store: &S,
+    ledger: &LedgerName,
+    unit: &UnitId,
+    cache: &VerifiedCache,
+) -> Result<Chain, ChainError> {
     let rec = store
         .unit(unit)?
         .ok_or_else(|| ChainError::UnknownUnit(unit.clone()))?;
@@ -118,16 +130,9 @@ pub fn read<S: Store>(store: &S, ledger: &LedgerName, unit: &UnitId) -> Result<C
         let entry = store
             .entry(index)?
             .ok_or_else(|| broken(index, "log entry missing".into()))?;
-        let ev = SignedEvent::decode(&entry.event)
-            .map_err(|e| broken(index, e.to_string()))?
-            .verify(ledger)
-            .map_err(|e| broken(index, e.to_string()))?;
-        if ev.hash() != entry.hash {
-            return Err(broken(
-                index,
-                "stored hash differs from the event hash".into(),
-            ));
-        }
+        let ev = cache
+            .verify(ledger, &entry)
+            .map_err(|f| broken(index, f.detail))?;
         link(unit, prev.as_ref(), index, &ev)?;
         prev = Some(ev.hash());
         events.push(ChainEvent {

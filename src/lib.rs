@@ -25,4 +25,5 @@ pub mod resolve;
 pub mod screen;
 pub mod server;
 pub mod store;
+pub mod verified;
 pub mod witness;

@@ -66,7 +66,16 @@ fn run(w: &World<MemoryStore>, ix: &Index, u: &UnitId) -> Resolution {
 fn run_at(w: &World<MemoryStore>, ix: &Index, u: &UnitId, now: Timestamp) -> Resolution {
     let store = w.ledger.store();
     let peers = baseline(store, &ledger_name(), DwellRule::default()).expect("baseline");
-    resolve(store, &ledger_name(), ix, u, &opts(now), &peers).expect("resolve")
+    resolve(
+        store,
+        &ledger_name(),
+        ix,
+        u,
+        &opts(now),
+        &peers,
+        &Default::default(),
+    )
+    .expect("resolve")
 }
 
 fn rules(r: &Resolution) -> Vec<&'static str> {

@@ -73,7 +73,10 @@ pub struct Report {
     pub http_batch_ratio: f64,
     pub http_single_ingest_per_s: f64,
     pub http_single_latency: Latency,
+    /// Chain reads through one shared [`crate::verified::VerifiedCache`], as the server
+    /// reads them; and with nothing cached (every event decoded and verified).
     pub chain_read: Latency,
+    pub chain_read_uncached: Latency,
     pub inclusion_proof: Latency,
     pub consistency_proof: Latency,
     pub resolve_one: Latency,

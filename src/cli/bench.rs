@@ -39,7 +39,8 @@ fn render(r: &Report) -> String {
          \x20 HTTP, batches of 500   {:>10.0} ev/s  ({:.2})\n\
          \x20 HTTP, single events    {:>10.0} ev/s  {}\n\
          reads\n\
-         \x20 chain read             {}\n\
+         \x20 chain read (cached)    {}\n\
+         \x20 chain read (uncached)  {}\n\
          \x20 inclusion proof        {}\n\
          \x20 consistency proof      {}\n\
          \x20 resolve one unit       {}\n\
@@ -66,6 +67,7 @@ fn render(r: &Report) -> String {
         r.http_single_ingest_per_s,
         l(&r.http_single_latency),
         l(&r.chain_read),
+        l(&r.chain_read_uncached),
         l(&r.inclusion_proof),
         l(&r.consistency_proof),
         l(&r.resolve_one),

@@ -1,5 +1,7 @@
 //! `custody resolve`: verdicts for one unit or all of them, against the imported lists.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -356,7 +358,15 @@ pub(crate) fn resolve_one(
     let (ix, _) = index_latest(&lists)?;
     let o = default_options();
     let peers = peers(store, &name, o.dwell)?;
-    Ok(Some(resolve(store, &name, &ix, unit, &o, &peers)?))
+    Ok(Some(resolve(
+        store,
+        &name,
+        &ix,
+        unit,
+        &o,
+        &peers,
+        &Arc::default(),
+    )?))
 }
 
 pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
@@ -384,7 +394,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             "unit {unit} is not registered"
         );
         basis.peers = peers(&store, &name, o.dwell)?;
-        let r = resolve(&store, &name, &ix, &unit, &o, &basis.peers)?;
+        let r = resolve(&store, &name, &ix, &unit, &o, &basis.peers, &Arc::default())?;
         let mut one = One {
             basis,
             resolution: r,
@@ -487,7 +497,7 @@ pub(crate) fn bundle_resolution(
     let (ix, used) = index_latest(&lists)?;
     let o = default_options();
     let peers = peers(store, &name, o.dwell)?;
-    let r = resolve(store, &name, &ix, unit, &o, &peers)?;
+    let r = resolve(store, &name, &ix, unit, &o, &peers, &Arc::default())?;
     let mut keys = std::collections::BTreeSet::new();
     fn walk(
         f: &crate::screen::hierarchy::Finding,

@@ -86,24 +86,33 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+    // Runs of bytes that need no escape are copied whole. Only ASCII bytes are ever
+    // escaped, and a UTF-8 multi-byte sequence holds no ASCII byte, so cutting the string
+    // at an escaped byte never splits a character.
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            0x00..=0x1f => {
+                out.extend_from_slice(&bytes[run..i]);
+                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                run = i + 1;
+                continue;
             }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        out.extend_from_slice(escaped);
+        run = i + 1;
     }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 
@@ -115,6 +124,39 @@ mod tests {
 
     fn canon(v: &Value) -> String {
         String::from_utf8(to_vec(v).expect("integers only")).expect("utf-8")
+    }
+
+    /// The escaping rules one character at a time, as RFC 8785 §3.2.2.2 states them.
+    fn reference(s: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for c in s.chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\u{8}' => out.extend_from_slice(b"\\b"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\u{c}' => out.extend_from_slice(b"\\f"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                c if (c as u32) < 0x20 => {
+                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+                }
+                c => out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes()),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn strings_escape_as_the_reference_does(s in "(\\PC|[\\x00-\\x1f\"\\\\])*", t in any::<String>()) {
+            for x in [&s, &t] {
+                let mut out = Vec::new();
+                write_string(x, &mut out);
+                prop_assert_eq!(out, reference(x));
+            }
+        }
     }
 
     #[test]

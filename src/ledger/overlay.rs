@@ -47,11 +47,16 @@ impl Overlay {
     }
 
     /// Loads every record the rules may read for an event with these touches.
-    pub fn load<S: Store>(&self, store: &S, t: &Touches) -> Result<MemState, StoreError> {
+    pub fn load<S: Store>(
+        &self,
+        store: &S,
+        known: &mut Known,
+        t: &Touches,
+    ) -> Result<MemState, StoreError> {
         let mut s = MemState {
             operator: match &self.operator {
                 Some(op) => Some(op.clone()),
-                None => store.operator()?,
+                None => known.operator(store)?,
             },
             ..MemState::default()
         };
@@ -60,7 +65,7 @@ impl Overlay {
         for k in &t.keys {
             let owner = match self.keys.get(k) {
                 Some(p) => Some(p.clone()),
-                None => store.key_owner(k)?,
+                None => known.key_owner(store, k)?,
             };
             if let Some(p) = owner {
                 s.keys.insert(*k, p.clone());
@@ -95,12 +100,96 @@ impl Overlay {
         for p in parties {
             let rec = match self.parties.get(&p) {
                 Some(r) => Some(r.clone()),
-                None => store.party(&p)?,
+                None => known.party(store, &p)?,
             };
             if let Some(r) = rec {
                 s.parties.insert(p, r);
             }
         }
         Ok(s)
+    }
+}
+
+/// Committed party records, key owners and the operator, kept by the writer across groups:
+/// every event reads its parties (records decoded from JSON, keys decompressed), and a
+/// ledger has few parties and many events. Filled from the store on a miss and from each
+/// committed group's changes, never from an uncommitted one, so it never runs ahead of the
+/// store. Cleared when it holds [`Known::CAP`] parties.
+#[derive(Default)]
+pub struct Known {
+    operator: Option<PartyId>,
+    parties: HashMap<PartyId, PartyRecord>,
+    keys: HashMap<PublicKey, PartyId>,
+}
+
+impl Known {
+    pub const CAP: usize = 100_000;
+
+    fn operator<S: Store>(&mut self, store: &S) -> Result<Option<PartyId>, StoreError> {
+        if self.operator.is_none() {
+            self.operator = store.operator()?;
+        }
+        Ok(self.operator.clone())
+    }
+
+    fn party<S: Store>(
+        &mut self,
+        store: &S,
+        p: &PartyId,
+    ) -> Result<Option<PartyRecord>, StoreError> {
+        if let Some(r) = self.parties.get(p) {
+            return Ok(Some(r.clone()));
+        }
+        let r = store.party(p)?;
+        if let Some(r) = &r {
+            self.room();
+            self.parties.insert(p.clone(), r.clone());
+        }
+        Ok(r)
+    }
+
+    fn key_owner<S: Store>(
+        &mut self,
+        store: &S,
+        k: &PublicKey,
+    ) -> Result<Option<PartyId>, StoreError> {
+        if let Some(p) = self.keys.get(k) {
+            return Ok(Some(p.clone()));
+        }
+        // Only owners found are kept: an unknown key may be enrolled later.
+        let p = store.key_owner(k)?;
+        if let Some(p) = &p {
+            self.room();
+            self.keys.insert(*k, p.clone());
+        }
+        Ok(p)
+    }
+
+    fn room(&mut self) {
+        if self.parties.len() + self.keys.len() >= Self::CAP {
+            self.parties.clear();
+            self.keys.clear();
+        }
+    }
+
+    /// Takes in the changes of events the store has just committed.
+    pub fn committed(&mut self, events: &[Committed]) {
+        for c in events {
+            if let Some(op) = &c.delta.operator {
+                self.operator = Some(op.clone());
+            }
+            for p in &c.delta.parties {
+                if self.parties.contains_key(&p.id) {
+                    self.parties.insert(p.id.clone(), p.clone());
+                }
+            }
+            for op in &c.delta.index {
+                if let IndexOp::Key { key, party } = op {
+                    if self.keys.contains_key(key) {
+                        self.keys.insert(*key, party.clone());
+                    }
+                }
+            }
+        }
     }
 }

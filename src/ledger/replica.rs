@@ -17,7 +17,7 @@ use crate::core::values::Timestamp;
 use crate::core::verify::VerifiedEvent;
 use crate::store::{Committed, Group, LedgerMeta, LogEntry, Store, StoreError};
 
-use super::overlay::Overlay;
+use super::overlay::{Known, Overlay};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -92,6 +92,7 @@ impl<S: Store> Replica<S> {
     /// judged by the chain rules and committed durably in one group.
     pub fn append(&mut self, entries: &[(LogEntry, VerifiedEvent)]) -> Result<(), ReplicaError> {
         let mut overlay = Overlay::default();
+        let mut known = Known::default();
         let mut group = Group::default();
         let mut frontier = self.frontier.clone();
         let mut last_time = self.last_time;
@@ -123,7 +124,7 @@ impl<S: Store> Replica<S> {
             if last_time.is_some_and(|t| e.integrated_at < t) {
                 return Err(refused("integrated_at goes backwards".into()));
             }
-            let state = overlay.load(&self.store, &Touches::of(ev.envelope()))?;
+            let state = overlay.load(&self.store, &mut known, &Touches::of(ev.envelope()))?;
             let ctx = Context {
                 index: e.index,
                 now: e.integrated_at,

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use ed25519_dalek::SigningKey;
 
-use super::overlay::Overlay;
+use super::overlay::{Known, Overlay};
 use super::{AppendError, Clock, Draft, LogPolicy, MAX_GROUP, MAX_GROUP_BYTES};
 use crate::core::checkpoint::{Checkpoint, SignedCheckpoint, VerifierKey};
 use crate::core::ids::{EventHash, LedgerName, LogIndex};
@@ -86,6 +86,8 @@ pub(super) struct Writer<S: Store> {
     checkpointed: u64,
     uncovered_since: Option<Instant>,
     failed: Option<String>,
+    /// Committed parties and key owners, across groups (see [`Known`]).
+    known: std::cell::RefCell<Known>,
 }
 
 fn corrupt(location: impl Into<String>, detail: impl Into<String>) -> StoreError {
@@ -149,6 +151,7 @@ impl<S: Store> Writer<S> {
             checkpointed,
             uncovered_since: None,
             failed: None,
+            known: std::cell::RefCell::default(),
         };
         if w.frontier.size() > w.checkpointed {
             // Keep any promise made before a restart: cover the whole log at once.
@@ -295,6 +298,7 @@ impl<S: Store> Writer<S> {
         }
         match self.store.commit(&group) {
             Ok(()) => {
+                self.known.get_mut().committed(&group.events);
                 self.frontier = frontier;
                 self.last_time = now;
                 if let Some(cp) = &group.checkpoint {
@@ -401,7 +405,11 @@ impl<S: Store> Writer<S> {
                 coverage,
             }));
         }
-        let state = overlay.load(&*self.store, &Touches::of(ev.envelope()))?;
+        let state = overlay.load(
+            &*self.store,
+            &mut self.known.borrow_mut(),
+            &Touches::of(ev.envelope()),
+        )?;
         let index = LogIndex::new(self.frontier.size() + offset);
         let delta = rules::apply(&state, ev, Context { index, now })?;
         let entry = LogEntry {

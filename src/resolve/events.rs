@@ -12,11 +12,14 @@ use crate::core::ids::{EventHash, LedgerName, LogIndex};
 use crate::core::unit::UnitId;
 use crate::core::verify::VerifiedEvent;
 use crate::store::{Store, StoreError};
+use crate::verified::VerifiedCache;
 
-/// Verified events by log index; cleared when it holds `cap` of them.
+/// Verified events by log index; cleared when it holds `cap` of them. Misses go to the
+/// shared [`VerifiedCache`] when there is one.
 pub struct EventCache {
     map: HashMap<LogIndex, Arc<VerifiedEvent>>,
     cap: usize,
+    shared: Option<Arc<VerifiedCache>>,
 }
 
 impl Default for EventCache {
@@ -31,6 +34,16 @@ impl EventCache {
         Self {
             map: HashMap::new(),
             cap: cap.max(1),
+            shared: None,
+        }
+    }
+
+    /// A cache whose misses are served by `shared` (process-wide, across requests).
+    #[must_use]
+    pub fn backed_by(cap: usize, shared: Arc<VerifiedCache>) -> Self {
+        Self {
+            shared: Some(shared),
+            ..Self::new(cap)
         }
     }
 
@@ -52,8 +65,12 @@ impl EventCache {
         let Some(entry) = store.entry(index)? else {
             return Ok(Err(broken("log entry missing".into())));
         };
-        let ev = match crate::audit::check_entry(ledger, &entry) {
-            Ok(ev) => Arc::new(ev),
+        let verified = match &self.shared {
+            Some(shared) => shared.verify(ledger, &entry),
+            None => crate::audit::check_entry(ledger, &entry).map(Arc::new),
+        };
+        let ev = match verified {
+            Ok(ev) => ev,
             Err(f) => return Ok(Err(broken(f.detail))),
         };
         if self.map.len() >= self.cap {

@@ -32,6 +32,7 @@ use crate::core::values::{CountryCode, Timestamp};
 use crate::screen::hierarchy::{Finding as Screened, PartyScreening};
 use crate::screen::matcher::{Index, Thresholds};
 use crate::store::{Store, StoreError};
+use crate::verified::VerifiedCache;
 
 pub use bulk::{baseline, resolve_all, Summary};
 pub use peers::{DwellRule, Peers};
@@ -213,7 +214,8 @@ fn broken(unit: &UnitId, index: Option<LogIndex>, detail: String) -> Resolution 
 }
 
 /// Resolves one unit: reads and verifies its chain, replays it, and judges it against the
-/// ledger-wide dwell baseline `peers` ([`baseline`]).
+/// ledger-wide dwell baseline `peers` ([`baseline`]). Events verified earlier for the same
+/// stored bytes come from `verified` (see [`crate::verified`]).
 pub fn resolve<S: Store>(
     store: &S,
     ledger: &LedgerName,
@@ -221,9 +223,10 @@ pub fn resolve<S: Store>(
     unit: &UnitId,
     o: &Options,
     peers: &Peers,
+    verified: &Arc<VerifiedCache>,
 ) -> Result<Resolution, StoreError> {
     let mut screens = screens::Screens::new(index, store, o.thresholds);
-    let mut cache = events::EventCache::new(256);
+    let mut cache = events::EventCache::backed_by(256, Arc::clone(verified));
     resolve_with(store, ledger, &mut screens, &mut cache, unit, o, peers)
 }
 

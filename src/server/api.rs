@@ -208,8 +208,13 @@ pub async fn get_chain(State(state): State<AppState>, Path(unit): Path<String>) 
         if state.ledger.store().unit(&u)?.is_none() {
             return Err(not_found(format!("unit {u} is not registered")));
         }
-        chain::read(state.ledger.store(), state.ledger.name(), &u)
-            .map_err(|e| Problem::internal("reading a chain", &e))
+        chain::read_cached(
+            state.ledger.store(),
+            state.ledger.name(),
+            &u,
+            &state.verified,
+        )
+        .map_err(|e| Problem::internal("reading a chain", &e))
     })
     .await?;
     Ok(Json(c).into_response())

@@ -58,6 +58,8 @@ pub struct AppState {
     peers: Arc<std::sync::Mutex<Option<(u64, i64, crate::resolve::Peers)>>>,
     /// The dashboard's resolutions of every unit.
     ui: Arc<std::sync::Mutex<Option<Arc<ui::overview::Cached>>>>,
+    /// Events verified for earlier chain reads and resolutions ([`crate::verified`]).
+    pub verified: Arc<crate::verified::VerifiedCache>,
 }
 
 impl AppState {
@@ -297,6 +299,7 @@ pub async fn serve_with(
         index: Arc::default(),
         peers: Arc::default(),
         ui: Arc::default(),
+        verified: Arc::default(),
     };
     if !w.witnesses.is_empty() {
         let st = state.clone();

@@ -37,7 +37,7 @@ async fn build(state: AppState, unit: String) -> Result<(String, String), Proble
                 format!("unit {u} is not registered"),
             ));
         }
-        let chain = crate::chain::read(store, state.ledger.name(), &u).map_err(|err| {
+        let chain = crate::chain::read_cached(store, state.ledger.name(), &u, &state.verified).map_err(|err| {
             Problem::new(
                 axum::http::StatusCode::CONFLICT,
                 "broken",
@@ -52,7 +52,15 @@ async fn build(state: AppState, unit: String) -> Result<(String, String), Proble
         let (ix, _) = &*guard;
         let o = crate::server::operator::resolve_options(&state);
         let peers = state.peers(o.dwell)?;
-        let r = crate::resolve::resolve(store, state.ledger.name(), ix, &u, &o, &peers)?;
+        let r = crate::resolve::resolve(
+            store,
+            state.ledger.name(),
+            ix,
+            &u,
+            &o,
+            &peers,
+            &state.verified,
+        )?;
         let g = Graph::of(&chain, &names, Some(&r));
         let handle = |p: &crate::core::ids::PartyId| {
             names
