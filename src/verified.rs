@@ -25,8 +25,9 @@ use crate::core::ids::{LedgerName, LogIndex};
 use crate::core::verify::VerifiedEvent;
 use crate::store::LogEntry;
 
-/// The default budget: 32 MiB of canonical event bytes.
-pub const DEFAULT_BUDGET: usize = 32 << 20;
+/// The default budget: 64 MiB of canonical event bytes (decoded, about 2.5 times that in
+/// memory: ~170 MiB at most).
+pub const DEFAULT_BUDGET: usize = 64 << 20;
 
 #[derive(Default)]
 struct Generations {
