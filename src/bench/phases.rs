@@ -161,22 +161,21 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     let size = store.len()?;
     let mut pick = Pick(7);
     // As a long-running server reads: one shared cache of verified events (each hit still
-    // reads the entry and compares its bytes), then with nothing cached.
+    // reads the entry and compares its bytes); and with nothing cached. Interleaved, each
+    // read of a different random unit, so that neither warms sled's cache for the other.
     let verified = std::sync::Arc::new(crate::verified::VerifiedCache::default());
-    let mut chain = Vec::new();
-    for _ in 0..1000 {
+    let (mut chain, mut chain_uncached) = (Vec::new(), Vec::new());
+    for k in 0..2000 {
         let u = &units[pick.below(units.len() as u64) as usize];
         let t = Instant::now();
-        crate::chain::read_cached(&store, &name, u, &verified)
-            .map_err(|e| step("chain read")(e.to_string()))?;
-        chain.push(us(t));
-    }
-    let mut chain_uncached = Vec::new();
-    for _ in 0..300 {
-        let u = &units[pick.below(units.len() as u64) as usize];
-        let t = Instant::now();
-        crate::chain::read(&store, &name, u).map_err(|e| step("chain read")(e.to_string()))?;
-        chain_uncached.push(us(t));
+        if k % 2 == 0 {
+            crate::chain::read_cached(&store, &name, u, &verified)
+                .map_err(|e| step("chain read")(e.to_string()))?;
+            chain.push(us(t));
+        } else {
+            crate::chain::read(&store, &name, u).map_err(|e| step("chain read")(e.to_string()))?;
+            chain_uncached.push(us(t));
+        }
     }
     let mut inclusion = Vec::new();
     let mut consistency = Vec::new();
