@@ -63,6 +63,25 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// One unit's resolution, with events verified earlier taken from the shared cache.
+    fn resolve_unit(
+        &self,
+        ix: &crate::screen::matcher::Index,
+        u: &crate::core::unit::UnitId,
+        o: &crate::resolve::Options,
+        peers: &crate::resolve::Peers,
+    ) -> Result<crate::resolve::Resolution, crate::store::StoreError> {
+        crate::resolve::resolve(
+            self.ledger.store(),
+            self.ledger.name(),
+            ix,
+            u,
+            o,
+            peers,
+            &self.verified,
+        )
+    }
+
     /// The screening index over the latest list versions, built on first use.
     fn index(&self) -> Result<Screening, Problem> {
         if let Some(i) = self

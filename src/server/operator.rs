@@ -240,15 +240,7 @@ pub async fn get_resolution(
         let (ix, used) = &*guard;
         let o = resolve_options(&state);
         let peers = state.peers(o.dwell)?;
-        let r = crate::resolve::resolve(
-            store,
-            state.ledger.name(),
-            ix,
-            &u,
-            &o,
-            &peers,
-            &state.verified,
-        )?;
+        let r = state.resolve_unit(ix, &u, &o, &peers)?;
         signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": peers, "as_of": o.now, "resolution": r}))
     })
     .await?;

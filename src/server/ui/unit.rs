@@ -52,15 +52,7 @@ async fn build(state: AppState, unit: String) -> Result<(String, String), Proble
         let (ix, _) = &*guard;
         let o = crate::server::operator::resolve_options(&state);
         let peers = state.peers(o.dwell)?;
-        let r = crate::resolve::resolve(
-            store,
-            state.ledger.name(),
-            ix,
-            &u,
-            &o,
-            &peers,
-            &state.verified,
-        )?;
+        let r = state.resolve_unit(ix, &u, &o, &peers)?;
         let g = Graph::of(&chain, &names, Some(&r));
         let handle = |p: &crate::core::ids::PartyId| {
             names
