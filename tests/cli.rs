@@ -602,17 +602,40 @@ fn verify_finds_swapped_events() {
     assert_eq!(f["index"], 5);
 }
 
+/// A sled unit record (layout 2): its chain's log indexes and its JSON.
+fn split_unit(v: &[u8]) -> (Vec<u64>, Vec<u8>) {
+    let n = u32::from_be_bytes(v[..4].try_into().expect("4 bytes")) as usize;
+    let chain = v[4..4 + 8 * n]
+        .chunks_exact(8)
+        .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    (chain, v[4 + 8 * n..].to_vec())
+}
+
+fn join_unit(chain: &[u64], json: &[u8]) -> Vec<u8> {
+    let mut v = (chain.len() as u32).to_be_bytes().to_vec();
+    for i in chain {
+        v.extend_from_slice(&i.to_be_bytes());
+    }
+    v.extend_from_slice(json);
+    v
+}
+
 #[test]
 fn verify_finds_a_doctored_index() {
     let (cli, _) = Cli::populated();
     // Move a unit to another holder in the index only, leaving the log alone.
     with_tree(&cli.data, |t| {
         let (k, v) = t.scan_prefix(b"u").next().expect("a unit").expect("read");
-        let mut rec: Value = serde_json::from_slice(&v).expect("json");
+        let (chain, json) = split_unit(&v);
+        let mut rec: Value = serde_json::from_slice(&json).expect("json");
         rec["holder"] = rec["manufacturer"].clone();
         rec["length"] = 99.into();
-        t.insert(k, serde_json::to_vec(&rec).expect("json"))
-            .expect("write");
+        t.insert(
+            k,
+            join_unit(&chain, &serde_json::to_vec(&rec).expect("json")),
+        )
+        .expect("write");
     });
     let f = verify_fails(&cli);
     assert_eq!(f["check"], "index");
@@ -652,8 +675,10 @@ fn verify_finds_doctored_scanned_indexes() {
         (
             "a chain link deleted",
             |t| {
-                let (k, _) = t.scan_prefix(b"c").last().expect("a link").expect("read");
-                t.remove(k).expect("delete");
+                let (k, v) = t.scan_prefix(b"u").last().expect("a unit").expect("read");
+                let (mut chain, json) = split_unit(&v);
+                chain.pop().expect("a link");
+                t.insert(k, join_unit(&chain, &json)).expect("write");
             },
             "index",
             "chain index of unit",

@@ -40,6 +40,9 @@ pub enum StoreError {
     OutOfOrder { len: u64, start: u64 },
     #[error("malformed commit group: {0}")]
     BadGroup(String),
+    /// The directory was written with another storage layout than this build reads.
+    #[error("the data directory uses storage layout {found}; this build of custody reads layout {expected}. Keep it with the custody version that wrote it, or mirror its ledger into a new directory (`custody monitor --mirror DIR` against a server of that version)")]
+    Layout { found: u64, expected: u64 },
     /// Fewer events, or other ones, than were acknowledged: the storage lost data.
     #[error("acknowledged events are missing: {detail}. The storage lost data (sled cuts a damaged log back to its last readable point); restore the data directory from a backup or a mirror (`custody monitor --mirror`), whose audit must pass")]
     Lost { detail: String },

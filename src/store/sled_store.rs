@@ -12,11 +12,14 @@
 //! | `p`    | party id                       | PartyRecord (JSON)                      |
 //! | `n`    | handle                         | party id                                |
 //! | `k`    | 32-byte public key             | party id                                |
-//! | `u`    | unit id                        | UnitRecord (JSON)                       |
-//! | `c`    | unit id, 0x00, u32 seq         | u64 log index                           |
+//! | `u`    | unit id                        | u32 n, n × u64 chain log indexes, UnitRecord (JSON) |
 //! | `x`    | party id, unit id              | empty (the party holds the unit)        |
 //! | `t`    | u64 leaf index n               | the Merkle nodes leaf n completes: levels 0..=k, 32 bytes each (k = trailing ones of n) |
 //! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
+//!
+//! A unit's chain lives in its record (layout 2): a group writes each unit it touches once,
+//! instead of one record per event plus one key per chain link. `mlayout` holds the layout
+//! number; a directory written with another layout is refused at open.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,8 +122,44 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-fn chain_key(u: &UnitId, seq: u32) -> Vec<u8> {
-    key(b'c', &[u.as_str().as_bytes(), &[0], &seq.to_be_bytes()])
+/// The storage layout this code reads and writes (see the module table).
+const LAYOUT: u64 = 2;
+
+fn unit_key(u: &UnitId) -> Vec<u8> {
+    key(b'u', &[u.as_str().as_bytes()])
+}
+
+/// A `u` value: the chain's length, its log indexes, then the record's JSON.
+fn encode_unit(json: &[u8], chain: &[u64]) -> Vec<u8> {
+    let n = u32::try_from(chain.len()).expect("invariant: a chain is shorter than 2^32 events");
+    let mut v = Vec::with_capacity(4 + 8 * chain.len() + json.len());
+    v.extend_from_slice(&n.to_be_bytes());
+    for i in chain {
+        v.extend_from_slice(&i.to_be_bytes());
+    }
+    v.extend_from_slice(json);
+    v
+}
+
+/// The chain and the record's JSON of a `u` value.
+fn decode_unit<'a>(v: &'a [u8], location: &str) -> Result<(Vec<u64>, &'a [u8]), StoreError> {
+    let short = || corrupt(location, "unit record shorter than its chain header");
+    let n: [u8; 4] = v
+        .get(..4)
+        .ok_or_else(short)?
+        .try_into()
+        .map_err(|_| short())?;
+    let n = u32::from_be_bytes(n) as usize;
+    let end = n
+        .checked_mul(8)
+        .and_then(|b| b.checked_add(4))
+        .ok_or_else(short)?;
+    let links = v.get(4..end).ok_or_else(short)?;
+    let chain = links
+        .chunks_exact(8)
+        .map(|c| u64_of(c, location))
+        .collect::<Result<_, _>>()?;
+    Ok((chain, &v[end..]))
 }
 
 fn node_key(leaf: u64) -> Vec<u8> {
@@ -176,6 +215,19 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
         let tree = db.open_tree("custody").map_err(io)?;
+        // An initialized ledger must carry this layout (ledgers before layout 2 carry none).
+        if tree.get(b"mname").map_err(io)?.is_some() {
+            let found = match tree.get(b"mlayout").map_err(io)? {
+                None => 1,
+                Some(v) => u64_of(&v, "storage layout")?,
+            };
+            if found != LAYOUT {
+                return Err(StoreError::Layout {
+                    found,
+                    expected: LAYOUT,
+                });
+            }
+        }
         let (watermark, acknowledged) = Watermark::open(dir)?;
         let store = Self {
             db,
@@ -262,6 +314,52 @@ impl SledStore {
         Ok(out)
     }
 
+    /// The group's pending write of unit `u`, loaded on first touch with the record and
+    /// chain the store holds now.
+    fn touch<'t>(
+        &self,
+        touched: &'t mut std::collections::BTreeMap<UnitId, (Option<Vec<u8>>, Vec<u64>)>,
+        u: &UnitId,
+    ) -> Result<&'t mut (Option<Vec<u8>>, Vec<u64>), StoreError> {
+        if !touched.contains_key(u) {
+            let now = match self.get(&unit_key(u))? {
+                None => (None, Vec::new()),
+                Some(v) => {
+                    let (chain, json) = decode_unit(&v, &format!("unit {u}"))?;
+                    (Some(json.to_vec()), chain)
+                }
+            };
+            touched.insert(u.clone(), now);
+        }
+        Ok(touched
+            .get_mut(u)
+            .expect("invariant: inserted just above when missing"))
+    }
+
+    /// Where a scan of unit records after `after` starts.
+    fn units_from(&self, after: Option<&UnitId>) -> Vec<u8> {
+        match after {
+            Some(a) => {
+                let mut s = unit_key(a);
+                s.push(0);
+                s
+            }
+            None => vec![b'u'],
+        }
+    }
+
+    /// Chain links in all unit records (each record's chain header, not its JSON).
+    fn count_chain_links(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for r in self.tree.scan_prefix([b'u']) {
+            let (k, v) = r.map_err(io)?;
+            let (chain, _) =
+                decode_unit(&v, &format!("unit {}", String::from_utf8_lossy(&k[1..])))?;
+            n += chain.len() as u64;
+        }
+        Ok(n)
+    }
+
     fn party_id_at(&self, k: &[u8], location: &str) -> Result<Option<PartyId>, StoreError> {
         match self.get(k)? {
             None => Ok(None),
@@ -324,6 +422,7 @@ impl Store for SledStore {
             return Err(StoreError::AlreadyInitialized(m.name.to_string()));
         }
         let mut b = sled::Batch::default();
+        b.insert(b"mlayout".as_slice(), &LAYOUT.to_be_bytes());
         b.insert(b"mname".as_slice(), meta.name.as_str().as_bytes());
         b.insert(b"mlogkey".as_slice(), meta.log_key.as_bytes().as_slice());
         self.tree.apply_batch(b).map_err(io)?;
@@ -401,19 +500,18 @@ impl Store for SledStore {
     }
 
     fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, StoreError> {
-        self.get(&key(b'u', &[u.as_str().as_bytes()]))?
-            .map(|v| json(&v, &format!("unit {u}")))
+        let loc = format!("unit {u}");
+        self.get(&unit_key(u))?
+            .map(|v| json(decode_unit(&v, &loc)?.1, &loc))
             .transpose()
     }
 
     fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError> {
-        let prefix = key(b'c', &[u.as_str().as_bytes(), &[0]]);
-        let mut out = Vec::new();
-        for r in self.tree.scan_prefix(&prefix) {
-            let (_, v) = r.map_err(io)?;
-            out.push(LogIndex::new(u64_of(&v, &format!("chain of {u}"))?));
-        }
-        Ok(out)
+        let Some(v) = self.get(&unit_key(u))? else {
+            return Ok(Vec::new());
+        };
+        let (chain, _) = decode_unit(&v, &format!("chain of {u}"))?;
+        Ok(chain.into_iter().map(LogIndex::new).collect())
     }
 
     fn holdings(
@@ -451,35 +549,16 @@ impl Store for SledStore {
         after: Option<&UnitId>,
         limit: usize,
     ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError> {
-        // Keys are `c ‖ unit ‖ 0 ‖ seq`; unit ids hold no 0 byte, so key order is unit-id
-        // order and one unit's links are adjacent, in sequence order.
-        let start = match after {
-            Some(a) => key(b'c', &[a.as_str().as_bytes(), &[1]]),
-            None => vec![b'c'],
-        };
-        let mut out: Vec<(UnitId, Vec<LogIndex>)> = Vec::new();
-        for r in self.tree.range(start..) {
+        let mut out = Vec::new();
+        for r in self.tree.range(self.units_from(after)..) {
             let (k, v) = r.map_err(io)?;
-            if k.first() != Some(&b'c') {
+            if k.first() != Some(&b'u') || out.len() >= limit {
                 break;
             }
-            let end = k.len().checked_sub(5).filter(|&e| e >= 1 && k[e] == 0);
-            let Some(end) = end else {
-                return Err(corrupt("chain index", "malformed key"));
-            };
-            let raw = &k[1..end];
-            let at = LogIndex::new(u64_of(&v, "chain index")?);
-            match out.last_mut() {
-                Some((u, links)) if u.as_str().as_bytes() == raw => links.push(at),
-                _ => {
-                    if out.len() >= limit {
-                        break;
-                    }
-                    let s = std::str::from_utf8(raw).map_err(|e| corrupt("chain index", e))?;
-                    let u = UnitId::parse(s).map_err(|e| corrupt("chain index", e))?;
-                    out.push((u, vec![at]));
-                }
-            }
+            let s = std::str::from_utf8(&k[1..]).map_err(|e| corrupt("unit key", e))?;
+            let u = UnitId::parse(s).map_err(|e| corrupt("unit key", e))?;
+            let (chain, _) = decode_unit(&v, &format!("chain of {u}"))?;
+            out.push((u, chain.into_iter().map(LogIndex::new).collect()));
         }
         Ok(out)
     }
@@ -513,24 +592,14 @@ impl Store for SledStore {
     }
 
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
-        let start = match after {
-            Some(a) => {
-                let mut s = key(b'u', &[a.as_str().as_bytes()]);
-                s.push(0);
-                s
-            }
-            None => vec![b'u'],
-        };
         let mut out = Vec::new();
-        for r in self.tree.range(start..) {
+        for r in self.tree.range(self.units_from(after)..) {
             let (k, v) = r.map_err(io)?;
             if k.first() != Some(&b'u') || out.len() >= limit {
                 break;
             }
-            out.push(json(
-                &v,
-                &format!("unit {}", String::from_utf8_lossy(&k[1..])),
-            )?);
+            let loc = format!("unit {}", String::from_utf8_lossy(&k[1..]));
+            out.push(json(decode_unit(&v, &loc)?.1, &loc)?);
         }
         Ok(out)
     }
@@ -544,7 +613,7 @@ impl Store for SledStore {
             keys: self.count_prefix(b'k')?,
             holdings: self.count_prefix(b'x')?,
             involved: self.count_prefix(b'v')?,
-            chain_links: self.count_prefix(b'c')?,
+            chain_links: self.count_chain_links()?,
             hashes: self.count_prefix(b'h')?,
             nodes: self.count_prefix(b't')?,
             checkpoints: self.count_prefix(b'q')?,
@@ -615,6 +684,9 @@ impl Store for SledStore {
             }
         }
         let mut b = sled::Batch::default();
+        // Each unit the group touches: its latest record (JSON) and its chain, written once.
+        let mut touched: std::collections::BTreeMap<UnitId, (Option<Vec<u8>>, Vec<u64>)> =
+            std::collections::BTreeMap::new();
         for c in batch {
             let e = &c.entry;
             let idx = e.index.get().to_be_bytes();
@@ -627,7 +699,7 @@ impl Store for SledStore {
                 b.insert(key(b'p', &[p.id.as_str().as_bytes()]), to_json(p));
             }
             for u in &c.delta.units {
-                b.insert(key(b'u', &[u.id.as_str().as_bytes()]), to_json(u));
+                self.touch(&mut touched, &u.id)?.0 = Some(to_json(u));
             }
             for op in &c.delta.index {
                 match op {
@@ -655,13 +727,29 @@ impl Store for SledStore {
                             b.remove(k);
                         }
                     }
-                    IndexOp::ChainLink { unit, seq } => b.insert(chain_key(unit, *seq), &idx),
+                    IndexOp::ChainLink { unit, seq } => {
+                        let chain = &mut self.touch(&mut touched, unit)?.1;
+                        if chain.len() != *seq as usize {
+                            return Err(StoreError::BadGroup(format!(
+                                "event {} links unit {unit} at position {seq}, but its chain has {} events",
+                                e.index,
+                                chain.len()
+                            )));
+                        }
+                        chain.push(e.index.get());
+                    }
                     IndexOp::Involved { party, unit } => b.insert(
                         key(b'v', &[party.as_str().as_bytes(), unit.as_str().as_bytes()]),
                         b"".as_slice(),
                     ),
                 }
             }
+        }
+        for (u, (json, chain)) in &touched {
+            let json = json.as_deref().ok_or_else(|| {
+                StoreError::BadGroup(format!("unit {u} has chain links but no record"))
+            })?;
+            b.insert(unit_key(u), encode_unit(json, chain));
         }
         if let Some(last) = batch.last() {
             b.insert(
@@ -723,5 +811,108 @@ impl Store for SledStore {
                 detail: format!("log index {} is missing", m.len - 1),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SledStore, LAYOUT};
+    use crate::bench::world::key;
+    use crate::core::ids::{EventHash, LedgerName, LogIndex};
+    use crate::core::state::{Delta, IndexOp, UnitRecord};
+    use crate::core::unit::UnitId;
+    use crate::core::values::Timestamp;
+    use crate::store::{Committed, Group, LedgerMeta, LogEntry, Store, StoreError};
+
+    fn init(dir: &std::path::Path) -> SledStore {
+        let s = SledStore::open(dir).expect("open");
+        s.init(&LedgerMeta {
+            name: LedgerName::parse("test.example/ledger").expect("valid"),
+            log_key: key("log").public,
+        })
+        .expect("init");
+        s
+    }
+
+    #[test]
+    fn a_directory_of_another_storage_layout_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(init(dir.path()));
+        for (stored, found) in [(None, 1), (Some(LAYOUT + 1), LAYOUT + 1)] {
+            {
+                // sled releases its file lock shortly after the last handle drops.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                let db = loop {
+                    match sled::open(dir.path()) {
+                        Ok(db) => break db,
+                        Err(e) if std::time::Instant::now() < deadline => {
+                            let _ = e;
+                            std::thread::sleep(std::time::Duration::from_millis(25));
+                        }
+                        Err(e) => panic!("raw sled: {e}"),
+                    }
+                };
+                let t = db.open_tree("custody").expect("tree");
+                match stored {
+                    None => t.remove(b"mlayout").map(|_| ()),
+                    Some(l) => t.insert(b"mlayout", &l.to_be_bytes()).map(|_| ()),
+                }
+                .expect("write");
+                db.flush().expect("flush");
+            }
+            match SledStore::open(dir.path()) {
+                Err(StoreError::Layout { found: f, expected }) => {
+                    assert_eq!((f, expected), (found, LAYOUT));
+                }
+                Err(e) => panic!("expected a layout refusal, got {e}"),
+                Ok(_) => panic!("layout {found} was opened"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_chain_link_out_of_sequence_is_refused_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = init(dir.path());
+        let maker = key("maker").party_id();
+        let unit = UnitId::custody(&maker, "SEQ", "X1").expect("valid");
+        let at = Timestamp::clamped(1_700_000_000);
+        let hash = EventHash::from_bytes([1; 32]);
+        let group = |seq: u32| Group {
+            events: vec![Committed {
+                entry: LogEntry {
+                    index: LogIndex::new(0),
+                    integrated_at: at,
+                    hash,
+                    event: b"{}".to_vec(),
+                },
+                delta: Delta {
+                    units: vec![UnitRecord {
+                        id: unit.clone(),
+                        manufacturer: maker.clone(),
+                        holder: maker.clone(),
+                        head: hash,
+                        head_at: at,
+                        pending: None,
+                        retired: None,
+                        registered: LogIndex::new(0),
+                        length: 1,
+                    }],
+                    index: vec![IndexOp::ChainLink {
+                        unit: unit.clone(),
+                        seq,
+                    }],
+                    ..Delta::default()
+                },
+            }],
+            ..Group::default()
+        };
+        let e = s.commit(&group(1)).expect_err("a first link at position 1");
+        assert!(matches!(e, StoreError::BadGroup(_)), "{e}");
+        assert_eq!(s.len().expect("len"), 0);
+        assert!(s.unit(&unit).expect("read").is_none());
+        s.commit(&group(0)).expect("the first link at position 0");
+        assert_eq!(s.chain(&unit).expect("chain"), vec![LogIndex::new(0)]);
+        assert_eq!(s.unit(&unit).expect("read").map(|u| u.length), Some(1));
     }
 }
