@@ -18,6 +18,8 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 pub enum CanonicalError {
     #[error("number {0} is not an integer below 2^53; custody JSON has integers only")]
     Number(String),
+    #[error("value cannot be written as canonical JSON: {0}")]
+    Serialize(String),
 }
 
 /// Canonical bytes of a JSON value.
@@ -84,7 +86,7 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     // Runs of bytes that need no escape are copied whole. Only ASCII bytes are ever
     // escaped, and a UTF-8 multi-byte sequence holds no ASCII byte, so cutting the string
@@ -117,7 +119,7 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -186,7 +188,7 @@ mod tests {
         );
     }
 
-    fn arb_json() -> impl Strategy<Value = Value> {
+    pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),

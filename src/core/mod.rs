@@ -5,6 +5,7 @@
 pub mod authz;
 pub mod bundle;
 pub mod canonical;
+pub mod canonical_ser;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod error;
