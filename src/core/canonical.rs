@@ -18,8 +18,6 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 pub enum CanonicalError {
     #[error("number {0} is not an integer below 2^53; custody JSON has integers only")]
     Number(String),
-    #[error("value cannot be written as canonical JSON: {0}")]
-    Serialize(String),
 }
 
 /// Canonical bytes of a JSON value.
@@ -86,7 +84,7 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     Ok(())
 }
 
-pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
+fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     // Runs of bytes that need no escape are copied whole. Only ASCII bytes are ever
     // escaped, and a UTF-8 multi-byte sequence holds no ASCII byte, so cutting the string
@@ -119,7 +117,7 @@ pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -188,7 +186,7 @@ pub(crate) mod tests {
         );
     }
 
-    pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
+    fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),

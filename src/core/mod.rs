@@ -5,7 +5,6 @@
 pub mod authz;
 pub mod bundle;
 pub mod canonical;
-pub mod canonical_ser;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod error;

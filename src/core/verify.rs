@@ -13,7 +13,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::canonical;
-use super::canonical_ser::to_canonical;
 use super::error::{DecodeError, SignatureError};
 use super::event::{Body, Envelope, SigBytes, Signature};
 use super::ids::{EventHash, LedgerName, PublicKey};
@@ -108,20 +107,25 @@ impl SignedEvent {
 
     /// Checks every signature with `verify_strict` over the signing input for `ledger`.
     pub fn verify(self, ledger: &LedgerName) -> Result<VerifiedEvent, SignatureError> {
-        // One canonical encoding serves both the signing input and the canonical bytes: an
-        // envelope has exactly the members `body` and `signatures`, in that (UTF-16) order,
-        // so its JCS is `{"body":` ‖ JCS(body) ‖ `,"signatures":` ‖ JCS(signatures) ‖ `}`
-        // and the body's JCS is a slice of it. Written straight from the typed values.
+        // One JSON value of the envelope and one canonical encoding serve both the signing
+        // input and the canonical bytes: an envelope has exactly the members `body` and
+        // `signatures`, in that (UTF-16) order, so its JCS is `{"body":` ‖ JCS(body) ‖
+        // `,"signatures":` ‖ JCS(signatures) ‖ `}` and the body's JCS is a slice of it.
+        let value = serde_json::to_value(&self.envelope)
+            .map_err(|e| SignatureError::Canonical(e.to_string()))?;
+        let member = |name: &str| {
+            value
+                .get(name)
+                .ok_or_else(|| SignatureError::Canonical(format!("envelope without {name}")))
+        };
         let jcs = |e: canonical::CanonicalError| SignatureError::Canonical(e.to_string());
-        let body_jcs = to_canonical(&self.envelope.body).map_err(jcs)?;
-        let signatures_jcs = to_canonical(&self.envelope.signatures).map_err(jcs)?;
-        let mut canonical = Vec::with_capacity(body_jcs.len() + signatures_jcs.len() + 24);
+        let mut canonical = Vec::with_capacity(512);
         canonical.extend_from_slice(b"{\"body\":");
         let body_start = canonical.len();
-        canonical.extend_from_slice(&body_jcs);
+        canonical::write_value(member("body")?, &mut canonical).map_err(jcs)?;
         let body_end = canonical.len();
         canonical.extend_from_slice(b",\"signatures\":");
-        canonical.extend_from_slice(&signatures_jcs);
+        canonical::write_value(member("signatures")?, &mut canonical).map_err(jcs)?;
         canonical.push(b'}');
         let body = &canonical[body_start..body_end];
         let mut msg =
@@ -141,12 +145,9 @@ impl SignedEvent {
             }
         }
         debug_assert_eq!(
-            serde_json::to_value(&self.envelope)
-                .ok()
-                .and_then(|v| canonical::to_vec(&v).ok())
-                .as_deref(),
+            canonical::to_vec(&value).ok().as_deref(),
             Some(canonical.as_slice()),
-            "invariant: the typed encoder writes the JCS of the envelope's JSON value, body then signatures"
+            "invariant: an envelope's JCS is body then signatures"
         );
         let hash = event_hash(ledger, &canonical);
         Ok(VerifiedEvent {
