@@ -21,23 +21,35 @@ fn graph_of(w: &World<MemoryStore>, unit: &custody::core::unit::UnitId) -> Graph
     Graph::of(&chain, &names, None)
 }
 
-#[test]
-fn handoffs_pending_transfers_and_observations_become_edges() {
-    let w = World::new(MemoryStore::new());
+/// One new unit, shipped by the maker under `waybill` and accepted by the distributor
+/// `gap` seconds later.
+fn registered_at_distributor(
+    w: &World<MemoryStore>,
+    waybill: &str,
+    gap: i64,
+) -> Vec<custody::core::unit::UnitId> {
     let c = w.client();
     let u = w.register(1);
-    let cn = || CountryCode::parse("CN").expect("c");
     let t = c
         .transfer(
             &w.maker,
             &w.dist.party_id(),
             &u,
-            Text::parse("AWB 1").expect("t"),
-            cn(),
+            Text::parse(waybill).expect("t"),
+            CountryCode::parse("CN").expect("c"),
         )
         .expect("transfer");
-    w.tick(60);
+    w.tick(gap);
     c.accept(&w.dist, &t.hash, &u, None).expect("accept");
+    u
+}
+
+#[test]
+fn handoffs_pending_transfers_and_observations_become_edges() {
+    let w = World::new(MemoryStore::new());
+    let c = w.client();
+    let cn = || CountryCode::parse("CN").expect("c");
+    let u = registered_at_distributor(&w, "AWB 1", 60);
     w.tick(60);
     // A recipient whose declared name would break markup if it were not escaped.
     let odd = key("odd");
@@ -114,18 +126,8 @@ fn handoffs_pending_transfers_and_observations_become_edges() {
 fn a_thirty_hop_chain_stays_readable() {
     let w = World::new(MemoryStore::new());
     let c = w.client();
-    let u = w.register(1);
     let cn = || CountryCode::parse("CN").expect("c");
-    let t = c
-        .transfer(
-            &w.maker,
-            &w.dist.party_id(),
-            &u,
-            Text::parse("AWB 0").expect("t"),
-            cn(),
-        )
-        .expect("transfer");
-    c.accept(&w.dist, &t.hash, &u, None).expect("accept");
+    let u = registered_at_distributor(&w, "AWB 0", 0);
     let (mut a, mut b) = (&w.dist, &w.sub);
     for i in 1..30 {
         w.tick(3600);
