@@ -1,6 +1,7 @@
 //! The physical limits of this machine, measured before the ledger is: Ed25519
 //! `verify_strict` and batch verification per core and on all cores, SHA-256 throughput,
-//! and `fdatasync` on the data directory's disk.
+//! `fdatasync` on the data directory's disk, and sled's own rate for the ledger's writes
+//! ([`super::storage`]).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -18,6 +19,9 @@ pub struct Ceilings {
     pub verify_batch_all_cores: f64,
     pub sha256_mb_per_s: f64,
     pub fdatasync_per_s: f64,
+    /// Single-unit events/s sled makes durable given exactly the ledger's writes for them
+    /// ([`super::storage`]): the storage ceiling of ingest.
+    pub sled_events_per_s: f64,
     pub cores: usize,
 }
 
@@ -74,12 +78,14 @@ pub fn measure(dir: &Path) -> std::io::Result<Ceilings> {
     let fsync = f64::from(rounds) / t.elapsed().as_secs_f64();
     drop(f);
     let _ = std::fs::remove_file(&path);
+    let sled = super::storage::sled_events_per_s(&dir.join("bench-sled-ceiling"))?;
     Ok(Ceilings {
         verify_strict_one_core: one,
         verify_strict_all_cores: all,
         verify_batch_all_cores: batch,
         sha256_mb_per_s: sha,
         fdatasync_per_s: fsync,
+        sled_events_per_s: sled,
         cores: rayon::current_num_threads(),
     })
 }

@@ -6,6 +6,7 @@
 
 pub mod ceilings;
 pub mod phases;
+pub mod storage;
 pub mod world;
 
 use serde::Serialize;
@@ -69,8 +70,11 @@ pub struct Report {
     /// rules + group commit + fsync): events/s, and as a ratio to `verify_strict` on all cores.
     pub library_ingest_per_s: f64,
     pub library_ingest_ratio: f64,
+    /// Library ingest as a ratio to the storage ceiling (`ceilings.sled_events_per_s`).
+    pub library_ingest_storage_ratio: f64,
     pub http_batch_ingest_per_s: f64,
     pub http_batch_ratio: f64,
+    pub http_batch_storage_ratio: f64,
     pub http_single_ingest_per_s: f64,
     pub http_single_latency: Latency,
     /// Chain reads through one shared [`crate::verified::VerifiedCache`], as the server

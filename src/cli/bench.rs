@@ -34,9 +34,10 @@ fn render(r: &Report) -> String {
          \x20 verify_batch           {:>10.0} /s all cores\n\
          \x20 SHA-256                {:>10.0} MB/s\n\
          \x20 fdatasync              {:>10.0} /s (the data directory's disk)\n\
+         \x20 sled, ledger writes    {:>10.0} single-unit events/s (group commits)\n\
          ingest (durable)\n\
-         \x20 library                {:>10.0} ev/s  ({:.2} of verify_strict, all cores)\n\
-         \x20 HTTP, batches of 500   {:>10.0} ev/s  ({:.2})\n\
+         \x20 library                {:>10.0} ev/s  ({:.2} of verify_strict, all cores; {:.2} of sled)\n\
+         \x20 HTTP, batches of 500   {:>10.0} ev/s  ({:.2}; {:.2} of sled)\n\
          \x20 HTTP, single events    {:>10.0} ev/s  {}\n\
          reads\n\
          \x20 chain read (cached)    {}\n\
@@ -60,10 +61,13 @@ fn render(r: &Report) -> String {
         c.verify_batch_all_cores,
         c.sha256_mb_per_s,
         c.fdatasync_per_s,
+        c.sled_events_per_s,
         r.library_ingest_per_s,
         r.library_ingest_ratio,
+        r.library_ingest_storage_ratio,
         r.http_batch_ingest_per_s,
         r.http_batch_ratio,
+        r.http_batch_storage_ratio,
         r.http_single_ingest_per_s,
         l(&r.http_single_latency),
         l(&r.chain_read),
