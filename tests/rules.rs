@@ -747,3 +747,99 @@ fn unit_time_cannot_run_backwards() {
     }
     refused(&w, "time_before_previous", || w.submit(body, &[&w.maker]));
 }
+
+/// The writer judges a group while the store commits the one before (a two-stage
+/// pipeline): a long chain of events that each depend on the previous one, submitted at
+/// once, spans several commit groups and must be judged over the group still in flight,
+/// and a copy of an event from an earlier group is a duplicate of it, not a new entry.
+#[test]
+fn groups_judged_while_the_previous_one_commits_see_its_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = World::new(custody::store::SledStore::open(dir.path()).expect("open"));
+    let u = w.register(1);
+    let name = w.ledger.name().clone();
+    let sign = |b: Body, k: &custody::keys::KeyPair| {
+        let env = custody::core::verify::sign(&name, b, &[&k.signing]).expect("sign");
+        custody::core::SignedEvent::from_envelope(env)
+            .expect("shape")
+            .verify(&name)
+            .expect("sig")
+    };
+    let mut head = w
+        .ledger
+        .store()
+        .unit(&u[0])
+        .expect("read")
+        .expect("unit")
+        .head;
+    let hops = [(&w.maker, &w.dist)].into_iter().chain(
+        [(&w.dist, &w.sub), (&w.sub, &w.dist)]
+            .into_iter()
+            .cycle()
+            .take(1199),
+    );
+    let mut events = Vec::new();
+    for (from, to) in hops {
+        let t = sign(
+            Body::Transfer(Transfer {
+                at: w.now(),
+                from: from.party_id(),
+                to: to.party_id(),
+                units: vec![UnitLink {
+                    unit: u[0].clone(),
+                    prev: head,
+                }],
+                shipment: text("S"),
+                destination_country: cn(),
+            }),
+            from,
+        );
+        let a = sign(
+            Body::Accept(Accept {
+                at: w.now(),
+                by: to.party_id(),
+                transfer: t.hash(),
+                units: vec![UnitLink {
+                    unit: u[0].clone(),
+                    prev: t.hash(),
+                }],
+                end_use: None,
+            }),
+            to,
+        );
+        head = a.hash();
+        events.extend([t, a]);
+    }
+    let bytes: usize = events.iter().map(|e| e.canonical_bytes().len()).sum();
+    assert!(
+        bytes > 3 * custody::ledger::MAX_GROUP_BYTES,
+        "the chain spans several commit groups ({bytes} bytes)"
+    );
+    // A copy of an event about one group back: accepted already, likely still in flight.
+    let back = events.len() - custody::ledger::MAX_GROUP_BYTES / events[0].canonical_bytes().len();
+    let copy = events[back].clone();
+    let base = w.ledger.store().len().expect("len");
+    events.push(copy);
+    let n = events.len();
+    let r = w.ledger.append_all(events);
+    for (k, x) in r.iter().take(n - 1).enumerate() {
+        let x = x
+            .as_ref()
+            .unwrap_or_else(|e| panic!("event {k} of the chain: {e}"));
+        assert_eq!(x.index.get(), base + k as u64, "event {k}");
+        assert!(!x.duplicate);
+    }
+    let dup = r[n - 1].as_ref().expect("the copy is answered");
+    assert!(dup.duplicate, "the copy is a duplicate");
+    assert_eq!(dup.index.get(), base + back as u64);
+    assert_eq!(w.ledger.store().len().expect("len"), base + n as u64 - 1);
+    let rec = w.ledger.store().unit(&u[0]).expect("read").expect("unit");
+    assert_eq!(rec.head, head);
+    assert_eq!(
+        rec.holder,
+        w.sub.party_id(),
+        "an odd number of hops after the first"
+    );
+    let report = custody::audit::verify_ledger(w.ledger.store(), |_, _| {}).expect("audit");
+    assert!(report.ok, "{:?}", report.failure);
+}

@@ -1,10 +1,16 @@
 //! The single writer thread: judges events against current state, extends the Merkle
 //! frontier, decides when to issue a checkpoint, and group-commits it all in one durable
-//! `Store::commit`.
+//! `Store::commit`. The commit runs on a second thread (the committer), so the writer
+//! judges the next group while the store makes the previous one durable: a two-stage
+//! pipeline, at most one group in flight. The next group is judged over the in-flight
+//! group's changes ([`Overlay::over`]); it is sent to the committer only after the
+//! previous commit returned, and refused if that commit failed.
 //!
 //! Invariants:
 //! - a reply is sent only after the commit holding its event (and the Merkle nodes and
-//!   checkpoint that cover it) returned `Ok`;
+//!   checkpoint that cover it) returned `Ok`; a duplicate of an event in the group in
+//!   flight is answered with the next group, so after the commit of the original;
+//! - the store commits groups one at a time, in the order they were judged;
 //! - the writer is the only code that signs checkpoints, and it signs only the root of its
 //!   own frontier, which only ever grows; at start it checks that the stored tree
 //!   reproduces the latest stored checkpoint, so it never signs a checkpoint inconsistent
@@ -50,6 +56,17 @@ impl Job {
     }
 }
 
+/// A judged group on its way to the store, with everyone waiting on it.
+struct InFlight {
+    group: Group,
+    waiting: Vec<(Sender<Result<Draft, AppendError>>, Dup)>,
+    cp_requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>,
+    now: Timestamp,
+}
+
+/// What the committer reports for each group: its events once durable, or why not.
+type Outcome = Result<Vec<Committed>, StoreError>;
+
 /// `first` and whatever else is already queued, up to `max` items or until their weights
 /// reach `max_weight` (the item that reaches it is included: a group is never empty).
 fn take_group<T>(
@@ -88,6 +105,8 @@ pub(super) struct Writer<S: Store> {
     failed: Option<String>,
     /// Committed parties and key owners, across groups (see [`Known`]).
     known: std::cell::RefCell<Known>,
+    /// The changes of the group the committer holds, if it has not reported yet.
+    in_flight: Option<Arc<Overlay>>,
 }
 
 fn corrupt(location: impl Into<String>, detail: impl Into<String>) -> StoreError {
@@ -152,6 +171,7 @@ impl<S: Store> Writer<S> {
             uncovered_since: None,
             failed: None,
             known: std::cell::RefCell::default(),
+            in_flight: None,
         };
         if w.frontier.size() > w.checkpointed {
             // Keep any promise made before a restart: cover the whole log at once.
@@ -161,6 +181,33 @@ impl<S: Store> Writer<S> {
     }
 
     pub(super) fn run(mut self, rx: &Receiver<Job>) {
+        let (to_commit, commits) = crossbeam_channel::bounded::<InFlight>(1);
+        let (report, outcomes) = crossbeam_channel::bounded::<Outcome>(1);
+        let committer = Committer {
+            store: Arc::clone(&self.store),
+            name: self.name.clone(),
+            interval: self.policy.checkpoint_interval,
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(move || committer.run(&commits, &report));
+            self.judge_loop(rx, &to_commit, &outcomes);
+            self.settle(&outcomes);
+            drop(to_commit);
+        });
+        // Shutting down: leave no event uncovered by a checkpoint.
+        if self.failed.is_none() && self.frontier.size() > self.checkpointed {
+            if let Err(e) = self.issue_checkpoint() {
+                tracing::error!(error = %e, "final checkpoint failed");
+            }
+        }
+    }
+
+    fn judge_loop(
+        &mut self,
+        rx: &Receiver<Job>,
+        to_commit: &Sender<InFlight>,
+        outcomes: &Receiver<Outcome>,
+    ) {
         loop {
             let first = match self.uncovered_since {
                 Some(since) => {
@@ -169,6 +216,7 @@ impl<S: Store> Writer<S> {
                     match rx.recv_timeout(wait) {
                         Ok(j) => j,
                         Err(RecvTimeoutError::Timeout) => {
+                            self.settle(outcomes);
                             self.scheduled_checkpoint();
                             continue;
                         }
@@ -181,13 +229,20 @@ impl<S: Store> Writer<S> {
                 },
             };
             let jobs = take_group(first, rx, Job::weight, MAX_GROUP, MAX_GROUP_BYTES);
-            self.group(jobs);
+            self.group(jobs, to_commit, outcomes);
         }
-        // Shutting down: leave no event uncovered by a checkpoint.
-        if self.failed.is_none() && self.frontier.size() > self.checkpointed {
-            if let Err(e) = self.issue_checkpoint() {
-                tracing::error!(error = %e, "final checkpoint failed");
-            }
+    }
+
+    /// Waits for the committer's report on the group in flight, if any: its events become
+    /// known as committed, or the writer fails.
+    fn settle(&mut self, outcomes: &Receiver<Outcome>) {
+        if self.in_flight.take().is_none() {
+            return;
+        }
+        match outcomes.recv() {
+            Ok(Ok(events)) => self.known.get_mut().committed(&events),
+            Ok(Err(e)) => self.fail(&e),
+            Err(_) => self.fail(&StoreError::Io("the committer thread stopped".into())),
         }
     }
 
@@ -229,7 +284,12 @@ impl<S: Store> Writer<S> {
         Ok(cp)
     }
 
-    fn group(&mut self, jobs: Vec<Job>) {
+    fn group(
+        &mut self,
+        jobs: Vec<Job>,
+        to_commit: &Sender<InFlight>,
+        outcomes: &Receiver<Outcome>,
+    ) {
         let mut appends = Vec::with_capacity(jobs.len());
         let mut cp_requests = Vec::new();
         for j in jobs {
@@ -238,67 +298,57 @@ impl<S: Store> Writer<S> {
                 Job::Checkpoint { reply } => cp_requests.push(reply),
             }
         }
-        if let Some(reason) = &self.failed {
-            for (_, reply) in appends {
-                let _ = reply.send(Err(AppendError::Failed(reason.clone())));
-            }
-            for reply in cp_requests {
-                let _ = reply.send(Err(AppendError::Failed(reason.clone())));
-            }
-            return;
-        }
-        let now = (self.clock)().max(self.last_time);
-        let mut overlay = Overlay::default();
-        let mut group = Group::default();
-        let mut frontier = self.frontier.clone();
-        let mut waiting = Vec::new();
-        for (event, reply) in appends {
-            match self.judge(&overlay, &event, now, group.events.len() as u64) {
-                Ok(Judged::Duplicate(d)) => waiting.push((reply, d)),
-                Ok(Judged::New(c)) => {
-                    let leaf = entry_leaf_hash(c.entry.integrated_at, &c.entry.event);
-                    group.nodes.extend(frontier.push(leaf));
-                    let d = Dup {
-                        index: c.entry.index,
-                        hash: c.entry.hash,
-                        integrated_at: now,
-                        duplicate: false,
-                        coverage: None,
-                    };
-                    overlay.apply(&c);
-                    group.events.push(c);
-                    waiting.push((reply, d));
-                }
-                // Refused: nothing of it is in the group; the client may hear at once.
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+        if self.failed.is_none() {
+            // Judged over the group in flight, while the committer makes it durable.
+            let now = (self.clock)().max(self.last_time);
+            let mut overlay = Overlay::over(self.in_flight.clone());
+            let mut group = Group::default();
+            let mut frontier = self.frontier.clone();
+            let mut waiting = Vec::new();
+            for (event, reply) in appends.drain(..) {
+                match self.judge(&overlay, &event, now, group.events.len() as u64) {
+                    Ok(Judged::Duplicate(d)) => waiting.push((reply, d)),
+                    Ok(Judged::New(c)) => {
+                        let leaf = entry_leaf_hash(c.entry.integrated_at, &c.entry.event);
+                        group.nodes.extend(frontier.push(leaf));
+                        let d = Dup {
+                            index: c.entry.index,
+                            hash: c.entry.hash,
+                            integrated_at: now,
+                            duplicate: false,
+                            coverage: None,
+                        };
+                        overlay.apply(&c);
+                        group.events.push(c);
+                        waiting.push((reply, d));
+                    }
+                    // Refused: nothing of it is in the group; the client may hear at once.
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
             }
-        }
-        let grew = frontier.size() > self.checkpointed;
-        let due = self.policy.checkpoint_interval.is_zero()
-            || !cp_requests.is_empty()
-            || self
-                .uncovered_since
-                .is_some_and(|t| t.elapsed() >= self.policy.checkpoint_interval);
-        if grew && due {
-            group.checkpoint = Some(
-                Checkpoint {
-                    origin: self.name.clone(),
-                    size: frontier.size(),
-                    root: frontier.root(),
-                }
-                .sign(&self.key),
-            );
-        }
-        if group.events.is_empty() && group.checkpoint.is_none() {
-            self.reply(waiting, None, now);
-            self.answer_checkpoints(cp_requests);
-            return;
-        }
-        match self.store.commit(&group) {
-            Ok(()) => {
-                self.known.get_mut().committed(&group.events);
+            let grew = frontier.size() > self.checkpointed;
+            let due = self.policy.checkpoint_interval.is_zero()
+                || !cp_requests.is_empty()
+                || self
+                    .uncovered_since
+                    .is_some_and(|t| t.elapsed() >= self.policy.checkpoint_interval);
+            if grew && due {
+                group.checkpoint = Some(
+                    Checkpoint {
+                        origin: self.name.clone(),
+                        size: frontier.size(),
+                        root: frontier.root(),
+                    }
+                    .sign(&self.key),
+                );
+            }
+            self.settle(outcomes);
+            if self.failed.is_none() {
+                // The previous group is durable: this one goes to the committer. What the
+                // writer now holds runs ahead of the store by this group; if its commit
+                // fails, the writer refuses everything after it.
                 self.frontier = frontier;
                 self.last_time = now;
                 if let Some(cp) = &group.checkpoint {
@@ -307,69 +357,31 @@ impl<S: Store> Writer<S> {
                 } else if self.uncovered_since.is_none() && grew {
                     self.uncovered_since = Some(Instant::now());
                 }
-                tracing::debug!(
-                    events = group.events.len(),
-                    size = self.frontier.size(),
-                    checkpoint = group.checkpoint.is_some(),
-                    "group committed"
-                );
-                self.reply(waiting, group.checkpoint.as_ref(), now);
-                self.answer_checkpoints(cp_requests);
-            }
-            Err(e) => {
-                self.fail(&e);
-                let reason = e.to_string();
-                for (reply, _) in waiting {
-                    let _ = reply.send(Err(AppendError::Failed(reason.clone())));
+                self.in_flight = Some(overlay.into_layer());
+                let sent = to_commit.send(InFlight {
+                    group,
+                    waiting,
+                    cp_requests,
+                    now,
+                });
+                if let Err(crossbeam_channel::SendError(f)) = sent {
+                    self.in_flight = None;
+                    let e = StoreError::Io("the committer thread stopped".into());
+                    self.fail(&e);
+                    refuse(
+                        f.waiting.into_iter().map(|(r, _)| r),
+                        f.cp_requests,
+                        &e.to_string(),
+                    );
                 }
-                for reply in cp_requests {
-                    let _ = reply.send(Err(AppendError::Failed(reason.clone())));
-                }
+                return;
             }
-        }
-    }
-
-    fn answer_checkpoints(&self, requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>) {
-        if requests.is_empty() {
+            let reason = self.failed.clone().unwrap_or_default();
+            refuse(waiting.into_iter().map(|(r, _)| r), cp_requests, &reason);
             return;
         }
-        let latest = self
-            .store
-            .latest_checkpoint()
-            .map_err(AppendError::from)
-            .and_then(|c| c.ok_or(AppendError::Empty));
-        for reply in requests {
-            let _ = reply.send(latest.clone());
-        }
-    }
-
-    /// Sends receipt drafts: events of this group are covered by its checkpoint (or get
-    /// a promise); duplicates carry the coverage looked up when they were judged.
-    fn reply(
-        &self,
-        waiting: Vec<(Sender<Result<Draft, AppendError>>, Dup)>,
-        cp: Option<&SignedCheckpoint>,
-        now: Timestamp,
-    ) {
-        let promise = now.saturating_add(
-            i64::try_from(self.policy.checkpoint_interval.as_secs()).unwrap_or(i64::MAX) + 1,
-        );
-        let cp_ref = cp.map(CheckpointRef::of);
-        for (reply, d) in waiting {
-            let coverage = d.coverage.or(cp_ref).filter(|c| c.size > d.index.get());
-            let body = ReceiptBody {
-                ledger: self.name.clone(),
-                index: d.index,
-                event_hash: d.hash,
-                integrated_at: d.integrated_at,
-                checkpoint: coverage,
-                checkpoint_by: coverage.is_none().then_some(promise),
-            };
-            let _ = reply.send(Ok(Draft {
-                body,
-                duplicate: d.duplicate,
-            }));
-        }
+        let reason = self.failed.clone().unwrap_or_default();
+        refuse(appends.into_iter().map(|(_, r)| r), cp_requests, &reason);
     }
 
     fn judge(
@@ -380,11 +392,11 @@ impl<S: Store> Writer<S> {
         offset: u64,
     ) -> Result<Judged, AppendError> {
         let hash = ev.hash();
-        if let Some((index, integrated_at)) = overlay.hashes.get(&hash) {
+        if let Some((index, integrated_at)) = overlay.accepted(&hash) {
             return Ok(Judged::Duplicate(Dup {
-                index: *index,
+                index,
                 hash,
-                integrated_at: *integrated_at,
+                integrated_at,
                 duplicate: true,
                 coverage: None,
             }));
@@ -419,6 +431,106 @@ impl<S: Store> Writer<S> {
             event: ev.canonical_bytes().to_vec(),
         };
         Ok(Judged::New(Committed { entry, delta }))
+    }
+}
+
+/// Answers everyone waiting on a group that will not be committed.
+fn refuse(
+    appends: impl Iterator<Item = Sender<Result<Draft, AppendError>>>,
+    cp_requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>,
+    reason: &str,
+) {
+    for reply in appends {
+        let _ = reply.send(Err(AppendError::Failed(reason.to_owned())));
+    }
+    for reply in cp_requests {
+        let _ = reply.send(Err(AppendError::Failed(reason.to_owned())));
+    }
+}
+
+/// The second stage: commits each judged group, then answers those waiting on it.
+struct Committer<S: Store> {
+    store: Arc<S>,
+    name: LedgerName,
+    interval: std::time::Duration,
+}
+
+impl<S: Store> Committer<S> {
+    fn run(&self, groups: &Receiver<InFlight>, report: &Sender<Outcome>) {
+        for f in groups {
+            let g = &f.group;
+            let done = if g.events.is_empty() && g.checkpoint.is_none() {
+                Ok(())
+            } else {
+                self.store.commit(g)
+            };
+            let outcome = match done {
+                Ok(()) => {
+                    tracing::debug!(
+                        events = g.events.len(),
+                        checkpoint = g.checkpoint.is_some(),
+                        "group committed"
+                    );
+                    self.reply(f.waiting, g.checkpoint.as_ref(), f.now);
+                    self.answer_checkpoints(f.cp_requests);
+                    Ok(f.group.events)
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    refuse(
+                        f.waiting.into_iter().map(|(r, _)| r),
+                        f.cp_requests,
+                        &reason,
+                    );
+                    Err(e)
+                }
+            };
+            if report.send(outcome).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn answer_checkpoints(&self, requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>) {
+        if requests.is_empty() {
+            return;
+        }
+        let latest = self
+            .store
+            .latest_checkpoint()
+            .map_err(AppendError::from)
+            .and_then(|c| c.ok_or(AppendError::Empty));
+        for reply in requests {
+            let _ = reply.send(latest.clone());
+        }
+    }
+
+    /// Sends receipt drafts: events of this group are covered by its checkpoint (or get
+    /// a promise); duplicates carry the coverage looked up when they were judged.
+    fn reply(
+        &self,
+        waiting: Vec<(Sender<Result<Draft, AppendError>>, Dup)>,
+        cp: Option<&SignedCheckpoint>,
+        now: Timestamp,
+    ) {
+        let promise =
+            now.saturating_add(i64::try_from(self.interval.as_secs()).unwrap_or(i64::MAX) + 1);
+        let cp_ref = cp.map(CheckpointRef::of);
+        for (reply, d) in waiting {
+            let coverage = d.coverage.or(cp_ref).filter(|c| c.size > d.index.get());
+            let body = ReceiptBody {
+                ledger: self.name.clone(),
+                index: d.index,
+                event_hash: d.hash,
+                integrated_at: d.integrated_at,
+                checkpoint: coverage,
+                checkpoint_by: coverage.is_none().then_some(promise),
+            };
+            let _ = reply.send(Ok(Draft {
+                body,
+                duplicate: d.duplicate,
+            }));
+        }
     }
 }
 
