@@ -64,6 +64,19 @@ struct InFlight {
     now: Timestamp,
 }
 
+/// The group the writer is judging.
+struct Building {
+    now: Timestamp,
+    overlay: Overlay,
+    group: Group,
+    frontier: Frontier,
+    waiting: Vec<(Sender<Result<Draft, AppendError>>, Dup)>,
+    cp_requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>,
+    /// Jobs taken and their weight, against `MAX_GROUP` and `MAX_GROUP_BYTES`.
+    count: usize,
+    weight: usize,
+}
+
 /// What the committer reports for each group: its events once durable, or why not.
 type Outcome = Result<Vec<Committed>, StoreError>;
 
@@ -189,7 +202,14 @@ impl<S: Store> Writer<S> {
             interval: self.policy.checkpoint_interval,
         };
         std::thread::scope(|scope| {
-            scope.spawn(move || committer.run(&commits, &report));
+            let started = std::thread::Builder::new()
+                .name("custody-commit".into())
+                .spawn_scoped(scope, move || committer.run(&commits, &report));
+            if let Err(e) = started {
+                self.fail(&StoreError::Io(format!(
+                    "cannot start the committer thread: {e}"
+                )));
+            }
             self.judge_loop(rx, &to_commit, &outcomes);
             self.settle(&outcomes);
             drop(to_commit);
@@ -229,7 +249,7 @@ impl<S: Store> Writer<S> {
                 },
             };
             let jobs = take_group(first, rx, Job::weight, MAX_GROUP, MAX_GROUP_BYTES);
-            self.group(jobs, to_commit, outcomes);
+            self.group(jobs, rx, to_commit, outcomes);
         }
     }
 
@@ -287,101 +307,133 @@ impl<S: Store> Writer<S> {
     fn group(
         &mut self,
         jobs: Vec<Job>,
+        rx: &Receiver<Job>,
         to_commit: &Sender<InFlight>,
         outcomes: &Receiver<Outcome>,
     ) {
-        let mut appends = Vec::with_capacity(jobs.len());
-        let mut cp_requests = Vec::new();
-        for j in jobs {
-            match j {
-                Job::Append { event, reply } => appends.push((event, reply)),
-                Job::Checkpoint { reply } => cp_requests.push(reply),
-            }
-        }
-        if self.failed.is_none() {
-            // Judged over the group in flight, while the committer makes it durable.
-            let now = (self.clock)().max(self.last_time);
-            let mut overlay = Overlay::over(self.in_flight.clone());
-            let mut group = Group::default();
-            let mut frontier = self.frontier.clone();
-            let mut waiting = Vec::new();
-            for (event, reply) in appends.drain(..) {
-                match self.judge(&overlay, &event, now, group.events.len() as u64) {
-                    Ok(Judged::Duplicate(d)) => waiting.push((reply, d)),
-                    Ok(Judged::New(c)) => {
-                        let leaf = entry_leaf_hash(c.entry.integrated_at, &c.entry.event);
-                        group.nodes.extend(frontier.push(leaf));
-                        let d = Dup {
-                            index: c.entry.index,
-                            hash: c.entry.hash,
-                            integrated_at: now,
-                            duplicate: false,
-                            coverage: None,
-                        };
-                        overlay.apply(&c);
-                        group.events.push(c);
-                        waiting.push((reply, d));
+        if let Some(reason) = self.failed.clone() {
+            for j in jobs {
+                match j {
+                    Job::Append { reply, .. } => {
+                        let _ = reply.send(Err(AppendError::Failed(reason.clone())));
                     }
-                    // Refused: nothing of it is in the group; the client may hear at once.
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+                    Job::Checkpoint { reply } => refuse(std::iter::empty(), vec![reply], &reason),
                 }
             }
-            let grew = frontier.size() > self.checkpointed;
-            let due = self.policy.checkpoint_interval.is_zero()
-                || !cp_requests.is_empty()
-                || self
-                    .uncovered_since
-                    .is_some_and(|t| t.elapsed() >= self.policy.checkpoint_interval);
-            if grew && due {
-                group.checkpoint = Some(
-                    Checkpoint {
-                        origin: self.name.clone(),
-                        size: frontier.size(),
-                        root: frontier.root(),
-                    }
-                    .sign(&self.key),
-                );
-            }
-            self.settle(outcomes);
-            if self.failed.is_none() {
-                // The previous group is durable: this one goes to the committer. What the
-                // writer now holds runs ahead of the store by this group; if its commit
-                // fails, the writer refuses everything after it.
-                self.frontier = frontier;
-                self.last_time = now;
-                if let Some(cp) = &group.checkpoint {
-                    self.checkpointed = cp.checkpoint.size;
-                    self.uncovered_since = None;
-                } else if self.uncovered_since.is_none() && grew {
-                    self.uncovered_since = Some(Instant::now());
-                }
-                self.in_flight = Some(overlay.into_layer());
-                let sent = to_commit.send(InFlight {
-                    group,
-                    waiting,
-                    cp_requests,
-                    now,
-                });
-                if let Err(crossbeam_channel::SendError(f)) = sent {
-                    self.in_flight = None;
-                    let e = StoreError::Io("the committer thread stopped".into());
-                    self.fail(&e);
-                    refuse(
-                        f.waiting.into_iter().map(|(r, _)| r),
-                        f.cp_requests,
-                        &e.to_string(),
-                    );
-                }
-                return;
-            }
-            let reason = self.failed.clone().unwrap_or_default();
-            refuse(waiting.into_iter().map(|(r, _)| r), cp_requests, &reason);
             return;
         }
-        let reason = self.failed.clone().unwrap_or_default();
-        refuse(appends.into_iter().map(|(_, r)| r), cp_requests, &reason);
+        // Judged over the group in flight, while the committer makes it durable.
+        let mut b = Building {
+            now: (self.clock)().max(self.last_time),
+            overlay: Overlay::over(self.in_flight.clone()),
+            group: Group::default(),
+            frontier: self.frontier.clone(),
+            waiting: Vec::new(),
+            cp_requests: Vec::new(),
+            count: 0,
+            weight: 0,
+        };
+        for j in jobs {
+            self.add(&mut b, j);
+        }
+        if self.in_flight.is_some() {
+            self.settle(outcomes);
+            if let Some(reason) = self.failed.clone() {
+                refuse(
+                    b.waiting.into_iter().map(|(r, _)| r),
+                    b.cp_requests,
+                    &reason,
+                );
+                return;
+            }
+            // Jobs that arrived during that commit join this group, as they would have
+            // joined it had the writer committed the previous group itself: the pipeline
+            // must not make groups smaller (more commits, each with its fsync).
+            while b.count < MAX_GROUP && b.weight < MAX_GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(j) => self.add(&mut b, j),
+                    Err(_) => break,
+                }
+            }
+        }
+        let grew = b.frontier.size() > self.checkpointed;
+        let due = self.policy.checkpoint_interval.is_zero()
+            || !b.cp_requests.is_empty()
+            || self
+                .uncovered_since
+                .is_some_and(|t| t.elapsed() >= self.policy.checkpoint_interval);
+        if grew && due {
+            b.group.checkpoint = Some(
+                Checkpoint {
+                    origin: self.name.clone(),
+                    size: b.frontier.size(),
+                    root: b.frontier.root(),
+                }
+                .sign(&self.key),
+            );
+        }
+        // The previous group is durable: this one goes to the committer. What the writer
+        // now holds runs ahead of the store by this group; if its commit fails, the
+        // writer refuses everything after it.
+        self.frontier = b.frontier;
+        self.last_time = b.now;
+        if let Some(cp) = &b.group.checkpoint {
+            self.checkpointed = cp.checkpoint.size;
+            self.uncovered_since = None;
+        } else if self.uncovered_since.is_none() && grew {
+            self.uncovered_since = Some(Instant::now());
+        }
+        self.in_flight = Some(b.overlay.into_layer());
+        let sent = to_commit.send(InFlight {
+            group: b.group,
+            waiting: b.waiting,
+            cp_requests: b.cp_requests,
+            now: b.now,
+        });
+        if let Err(crossbeam_channel::SendError(f)) = sent {
+            self.in_flight = None;
+            let e = StoreError::Io("the committer thread stopped".into());
+            self.fail(&e);
+            refuse(
+                f.waiting.into_iter().map(|(r, _)| r),
+                f.cp_requests,
+                &e.to_string(),
+            );
+        }
+    }
+
+    /// Judges one job into the group being built.
+    fn add(&self, b: &mut Building, job: Job) {
+        b.count += 1;
+        b.weight += job.weight();
+        let (event, reply) = match job {
+            Job::Append { event, reply } => (event, reply),
+            Job::Checkpoint { reply } => {
+                b.cp_requests.push(reply);
+                return;
+            }
+        };
+        match self.judge(&b.overlay, &event, b.now, b.group.events.len() as u64) {
+            Ok(Judged::Duplicate(d)) => b.waiting.push((reply, d)),
+            Ok(Judged::New(c)) => {
+                let leaf = entry_leaf_hash(c.entry.integrated_at, &c.entry.event);
+                b.group.nodes.extend(b.frontier.push(leaf));
+                let d = Dup {
+                    index: c.entry.index,
+                    hash: c.entry.hash,
+                    integrated_at: b.now,
+                    duplicate: false,
+                    coverage: None,
+                };
+                b.overlay.apply(&c);
+                b.group.events.push(c);
+                b.waiting.push((reply, d));
+            }
+            // Refused: nothing of it is in the group; the client may hear at once.
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
     }
 
     fn judge(
