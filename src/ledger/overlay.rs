@@ -1,10 +1,8 @@
 //! The writer's view of one commit group: records changed by events accepted earlier in the
-//! group (not yet in the store), layered over the changes of the group still being
-//! committed (`below`, at most one), then over the store; and the loader that builds the
+//! group (not yet in the store), layered over the store, and the loader that builds the
 //! slice of state one event's rules read.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::core::ids::{EventHash, Handle, LogIndex, PartyId, PublicKey};
 use crate::core::state::{IndexOp, MemState, PartyRecord, Touches, UnitRecord};
@@ -19,44 +17,10 @@ pub struct Overlay {
     units: HashMap<UnitId, UnitRecord>,
     handles: HashMap<Handle, Option<PartyId>>,
     keys: HashMap<PublicKey, PartyId>,
-    hashes: HashMap<EventHash, (LogIndex, Timestamp)>,
-    /// The changes of the previous group while the store commits it (none once it has).
-    below: Option<Arc<Overlay>>,
-}
-
-/// Looks `$k` up in `$o.$field`, then in the layer below.
-macro_rules! layered {
-    ($o:expr, $field:ident, $k:expr) => {
-        $o.$field
-            .get($k)
-            .or_else(|| $o.below.as_ref().and_then(|b| b.$field.get($k)))
-    };
+    pub hashes: HashMap<EventHash, (LogIndex, Timestamp)>,
 }
 
 impl Overlay {
-    /// An empty overlay over the changes of a group the store has not committed yet.
-    #[must_use]
-    pub fn over(below: Option<Arc<Overlay>>) -> Self {
-        Self {
-            below,
-            ..Self::default()
-        }
-    }
-
-    /// This group's own changes, as the layer the next group is judged over: the layer
-    /// below is dropped, because the store has committed it before this one is sent.
-    #[must_use]
-    pub fn into_layer(mut self) -> Arc<Overlay> {
-        self.below = None;
-        Arc::new(self)
-    }
-
-    /// Where an event with this hash went, if this group or the one below accepted it.
-    #[must_use]
-    pub fn accepted(&self, h: &EventHash) -> Option<(LogIndex, Timestamp)> {
-        layered!(self, hashes, h).copied()
-    }
-
     pub fn apply(&mut self, c: &Committed) {
         self.hashes
             .insert(c.entry.hash, (c.entry.index, c.entry.integrated_at));
@@ -90,11 +54,7 @@ impl Overlay {
         t: &Touches,
     ) -> Result<MemState, StoreError> {
         let mut s = MemState {
-            operator: match self
-                .operator
-                .as_ref()
-                .or_else(|| self.below.as_ref().and_then(|b| b.operator.as_ref()))
-            {
+            operator: match &self.operator {
                 Some(op) => Some(op.clone()),
                 None => known.operator(store)?,
             },
@@ -103,7 +63,7 @@ impl Overlay {
         let mut parties: Vec<PartyId> = t.parties.clone();
         parties.extend(s.operator.iter().cloned());
         for k in &t.keys {
-            let owner = match layered!(self, keys, k) {
+            let owner = match self.keys.get(k) {
                 Some(p) => Some(p.clone()),
                 None => known.key_owner(store, k)?,
             };
@@ -113,7 +73,7 @@ impl Overlay {
             }
         }
         for h in &t.handles {
-            let owner = match layered!(self, handles, h) {
+            let owner = match self.handles.get(h) {
                 Some(p) => p.clone(),
                 None => store.party_by_handle(h)?,
             };
@@ -123,7 +83,7 @@ impl Overlay {
             }
         }
         for u in &t.units {
-            let rec = match layered!(self, units, u) {
+            let rec = match self.units.get(u) {
                 Some(r) => Some(r.clone()),
                 None => store.unit(u)?,
             };
@@ -138,7 +98,7 @@ impl Overlay {
         parties.sort();
         parties.dedup();
         for p in parties {
-            let rec = match layered!(self, parties, &p) {
+            let rec = match self.parties.get(&p) {
                 Some(r) => Some(r.clone()),
                 None => known.party(store, &p)?,
             };

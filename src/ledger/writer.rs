@@ -1,16 +1,10 @@
 //! The single writer thread: judges events against current state, extends the Merkle
 //! frontier, decides when to issue a checkpoint, and group-commits it all in one durable
-//! `Store::commit`. The commit runs on a second thread (the committer), so the writer
-//! judges the next group while the store makes the previous one durable: a two-stage
-//! pipeline, at most one group in flight. The next group is judged over the in-flight
-//! group's changes ([`Overlay::over`]); it is sent to the committer only after the
-//! previous commit returned, and refused if that commit failed.
+//! `Store::commit`.
 //!
 //! Invariants:
 //! - a reply is sent only after the commit holding its event (and the Merkle nodes and
-//!   checkpoint that cover it) returned `Ok`; a duplicate of an event in the group in
-//!   flight is answered with the next group, so after the commit of the original;
-//! - the store commits groups one at a time, in the order they were judged;
+//!   checkpoint that cover it) returned `Ok`;
 //! - the writer is the only code that signs checkpoints, and it signs only the root of its
 //!   own frontier, which only ever grows; at start it checks that the stored tree
 //!   reproduces the latest stored checkpoint, so it never signs a checkpoint inconsistent
@@ -56,30 +50,6 @@ impl Job {
     }
 }
 
-/// A judged group on its way to the store, with everyone waiting on it.
-struct InFlight {
-    group: Group,
-    waiting: Vec<(Sender<Result<Draft, AppendError>>, Dup)>,
-    cp_requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>,
-    now: Timestamp,
-}
-
-/// The group the writer is judging.
-struct Building {
-    now: Timestamp,
-    overlay: Overlay,
-    group: Group,
-    frontier: Frontier,
-    waiting: Vec<(Sender<Result<Draft, AppendError>>, Dup)>,
-    cp_requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>,
-    /// Jobs taken and their weight, against `MAX_GROUP` and `MAX_GROUP_BYTES`.
-    count: usize,
-    weight: usize,
-}
-
-/// What the committer reports for each group: its events once durable, or why not.
-type Outcome = Result<Vec<Committed>, StoreError>;
-
 /// `first` and whatever else is already queued, up to `max` items or until their weights
 /// reach `max_weight` (the item that reaches it is included: a group is never empty).
 fn take_group<T>(
@@ -118,8 +88,6 @@ pub(super) struct Writer<S: Store> {
     failed: Option<String>,
     /// Committed parties and key owners, across groups (see [`Known`]).
     known: std::cell::RefCell<Known>,
-    /// The changes of the group the committer holds, if it has not reported yet.
-    in_flight: Option<Arc<Overlay>>,
 }
 
 fn corrupt(location: impl Into<String>, detail: impl Into<String>) -> StoreError {
@@ -184,7 +152,6 @@ impl<S: Store> Writer<S> {
             uncovered_since: None,
             failed: None,
             known: std::cell::RefCell::default(),
-            in_flight: None,
         };
         if w.frontier.size() > w.checkpointed {
             // Keep any promise made before a restart: cover the whole log at once.
@@ -194,40 +161,6 @@ impl<S: Store> Writer<S> {
     }
 
     pub(super) fn run(mut self, rx: &Receiver<Job>) {
-        let (to_commit, commits) = crossbeam_channel::bounded::<InFlight>(1);
-        let (report, outcomes) = crossbeam_channel::bounded::<Outcome>(1);
-        let committer = Committer {
-            store: Arc::clone(&self.store),
-            name: self.name.clone(),
-            interval: self.policy.checkpoint_interval,
-        };
-        std::thread::scope(|scope| {
-            let started = std::thread::Builder::new()
-                .name("custody-commit".into())
-                .spawn_scoped(scope, move || committer.run(&commits, &report));
-            if let Err(e) = started {
-                self.fail(&StoreError::Io(format!(
-                    "cannot start the committer thread: {e}"
-                )));
-            }
-            self.judge_loop(rx, &to_commit, &outcomes);
-            self.settle(&outcomes);
-            drop(to_commit);
-        });
-        // Shutting down: leave no event uncovered by a checkpoint.
-        if self.failed.is_none() && self.frontier.size() > self.checkpointed {
-            if let Err(e) = self.issue_checkpoint() {
-                tracing::error!(error = %e, "final checkpoint failed");
-            }
-        }
-    }
-
-    fn judge_loop(
-        &mut self,
-        rx: &Receiver<Job>,
-        to_commit: &Sender<InFlight>,
-        outcomes: &Receiver<Outcome>,
-    ) {
         loop {
             let first = match self.uncovered_since {
                 Some(since) => {
@@ -236,7 +169,6 @@ impl<S: Store> Writer<S> {
                     match rx.recv_timeout(wait) {
                         Ok(j) => j,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.settle(outcomes);
                             self.scheduled_checkpoint();
                             continue;
                         }
@@ -249,20 +181,13 @@ impl<S: Store> Writer<S> {
                 },
             };
             let jobs = take_group(first, rx, Job::weight, MAX_GROUP, MAX_GROUP_BYTES);
-            self.group(jobs, rx, to_commit, outcomes);
+            self.group(jobs);
         }
-    }
-
-    /// Waits for the committer's report on the group in flight, if any: its events become
-    /// known as committed, or the writer fails.
-    fn settle(&mut self, outcomes: &Receiver<Outcome>) {
-        if self.in_flight.take().is_none() {
-            return;
-        }
-        match outcomes.recv() {
-            Ok(Ok(events)) => self.known.get_mut().committed(&events),
-            Ok(Err(e)) => self.fail(&e),
-            Err(_) => self.fail(&StoreError::Io("the committer thread stopped".into())),
+        // Shutting down: leave no event uncovered by a checkpoint.
+        if self.failed.is_none() && self.frontier.size() > self.checkpointed {
+            if let Err(e) = self.issue_checkpoint() {
+                tracing::error!(error = %e, "final checkpoint failed");
+            }
         }
     }
 
@@ -304,135 +229,146 @@ impl<S: Store> Writer<S> {
         Ok(cp)
     }
 
-    fn group(
-        &mut self,
-        jobs: Vec<Job>,
-        rx: &Receiver<Job>,
-        to_commit: &Sender<InFlight>,
-        outcomes: &Receiver<Outcome>,
-    ) {
-        if let Some(reason) = self.failed.clone() {
-            for j in jobs {
-                match j {
-                    Job::Append { reply, .. } => {
-                        let _ = reply.send(Err(AppendError::Failed(reason.clone())));
-                    }
-                    Job::Checkpoint { reply } => refuse(std::iter::empty(), vec![reply], &reason),
-                }
+    fn group(&mut self, jobs: Vec<Job>) {
+        let mut appends = Vec::with_capacity(jobs.len());
+        let mut cp_requests = Vec::new();
+        for j in jobs {
+            match j {
+                Job::Append { event, reply } => appends.push((event, reply)),
+                Job::Checkpoint { reply } => cp_requests.push(reply),
+            }
+        }
+        if let Some(reason) = &self.failed {
+            for (_, reply) in appends {
+                let _ = reply.send(Err(AppendError::Failed(reason.clone())));
+            }
+            for reply in cp_requests {
+                let _ = reply.send(Err(AppendError::Failed(reason.clone())));
             }
             return;
         }
-        // Judged over the group in flight, while the committer makes it durable.
-        let mut b = Building {
-            now: (self.clock)().max(self.last_time),
-            overlay: Overlay::over(self.in_flight.clone()),
-            group: Group::default(),
-            frontier: self.frontier.clone(),
-            waiting: Vec::new(),
-            cp_requests: Vec::new(),
-            count: 0,
-            weight: 0,
-        };
-        for j in jobs {
-            self.add(&mut b, j);
-        }
-        if self.in_flight.is_some() {
-            self.settle(outcomes);
-            if let Some(reason) = self.failed.clone() {
-                refuse(
-                    b.waiting.into_iter().map(|(r, _)| r),
-                    b.cp_requests,
-                    &reason,
-                );
-                return;
-            }
-            // Jobs that arrived during that commit join this group, as they would have
-            // joined it had the writer committed the previous group itself: the pipeline
-            // must not make groups smaller (more commits, each with its fsync).
-            while b.count < MAX_GROUP && b.weight < MAX_GROUP_BYTES {
-                match rx.try_recv() {
-                    Ok(j) => self.add(&mut b, j),
-                    Err(_) => break,
+        let now = (self.clock)().max(self.last_time);
+        let mut overlay = Overlay::default();
+        let mut group = Group::default();
+        let mut frontier = self.frontier.clone();
+        let mut waiting = Vec::new();
+        for (event, reply) in appends {
+            match self.judge(&overlay, &event, now, group.events.len() as u64) {
+                Ok(Judged::Duplicate(d)) => waiting.push((reply, d)),
+                Ok(Judged::New(c)) => {
+                    let leaf = entry_leaf_hash(c.entry.integrated_at, &c.entry.event);
+                    group.nodes.extend(frontier.push(leaf));
+                    let d = Dup {
+                        index: c.entry.index,
+                        hash: c.entry.hash,
+                        integrated_at: now,
+                        duplicate: false,
+                        coverage: None,
+                    };
+                    overlay.apply(&c);
+                    group.events.push(c);
+                    waiting.push((reply, d));
+                }
+                // Refused: nothing of it is in the group; the client may hear at once.
+                Err(e) => {
+                    let _ = reply.send(Err(e));
                 }
             }
         }
-        let grew = b.frontier.size() > self.checkpointed;
+        let grew = frontier.size() > self.checkpointed;
         let due = self.policy.checkpoint_interval.is_zero()
-            || !b.cp_requests.is_empty()
+            || !cp_requests.is_empty()
             || self
                 .uncovered_since
                 .is_some_and(|t| t.elapsed() >= self.policy.checkpoint_interval);
         if grew && due {
-            b.group.checkpoint = Some(
+            group.checkpoint = Some(
                 Checkpoint {
                     origin: self.name.clone(),
-                    size: b.frontier.size(),
-                    root: b.frontier.root(),
+                    size: frontier.size(),
+                    root: frontier.root(),
                 }
                 .sign(&self.key),
             );
         }
-        // The previous group is durable: this one goes to the committer. What the writer
-        // now holds runs ahead of the store by this group; if its commit fails, the
-        // writer refuses everything after it.
-        self.frontier = b.frontier;
-        self.last_time = b.now;
-        if let Some(cp) = &b.group.checkpoint {
-            self.checkpointed = cp.checkpoint.size;
-            self.uncovered_since = None;
-        } else if self.uncovered_since.is_none() && grew {
-            self.uncovered_since = Some(Instant::now());
+        if group.events.is_empty() && group.checkpoint.is_none() {
+            self.reply(waiting, None, now);
+            self.answer_checkpoints(cp_requests);
+            return;
         }
-        self.in_flight = Some(b.overlay.into_layer());
-        let sent = to_commit.send(InFlight {
-            group: b.group,
-            waiting: b.waiting,
-            cp_requests: b.cp_requests,
-            now: b.now,
-        });
-        if let Err(crossbeam_channel::SendError(f)) = sent {
-            self.in_flight = None;
-            let e = StoreError::Io("the committer thread stopped".into());
-            self.fail(&e);
-            refuse(
-                f.waiting.into_iter().map(|(r, _)| r),
-                f.cp_requests,
-                &e.to_string(),
-            );
+        match self.store.commit(&group) {
+            Ok(()) => {
+                self.known.get_mut().committed(&group.events);
+                self.frontier = frontier;
+                self.last_time = now;
+                if let Some(cp) = &group.checkpoint {
+                    self.checkpointed = cp.checkpoint.size;
+                    self.uncovered_since = None;
+                } else if self.uncovered_since.is_none() && grew {
+                    self.uncovered_since = Some(Instant::now());
+                }
+                tracing::debug!(
+                    events = group.events.len(),
+                    size = self.frontier.size(),
+                    checkpoint = group.checkpoint.is_some(),
+                    "group committed"
+                );
+                self.reply(waiting, group.checkpoint.as_ref(), now);
+                self.answer_checkpoints(cp_requests);
+            }
+            Err(e) => {
+                self.fail(&e);
+                let reason = e.to_string();
+                for (reply, _) in waiting {
+                    let _ = reply.send(Err(AppendError::Failed(reason.clone())));
+                }
+                for reply in cp_requests {
+                    let _ = reply.send(Err(AppendError::Failed(reason.clone())));
+                }
+            }
         }
     }
 
-    /// Judges one job into the group being built.
-    fn add(&self, b: &mut Building, job: Job) {
-        b.count += 1;
-        b.weight += job.weight();
-        let (event, reply) = match job {
-            Job::Append { event, reply } => (event, reply),
-            Job::Checkpoint { reply } => {
-                b.cp_requests.push(reply);
-                return;
-            }
-        };
-        match self.judge(&b.overlay, &event, b.now, b.group.events.len() as u64) {
-            Ok(Judged::Duplicate(d)) => b.waiting.push((reply, d)),
-            Ok(Judged::New(c)) => {
-                let leaf = entry_leaf_hash(c.entry.integrated_at, &c.entry.event);
-                b.group.nodes.extend(b.frontier.push(leaf));
-                let d = Dup {
-                    index: c.entry.index,
-                    hash: c.entry.hash,
-                    integrated_at: b.now,
-                    duplicate: false,
-                    coverage: None,
-                };
-                b.overlay.apply(&c);
-                b.group.events.push(c);
-                b.waiting.push((reply, d));
-            }
-            // Refused: nothing of it is in the group; the client may hear at once.
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
+    fn answer_checkpoints(&self, requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>) {
+        if requests.is_empty() {
+            return;
+        }
+        let latest = self
+            .store
+            .latest_checkpoint()
+            .map_err(AppendError::from)
+            .and_then(|c| c.ok_or(AppendError::Empty));
+        for reply in requests {
+            let _ = reply.send(latest.clone());
+        }
+    }
+
+    /// Sends receipt drafts: events of this group are covered by its checkpoint (or get
+    /// a promise); duplicates carry the coverage looked up when they were judged.
+    fn reply(
+        &self,
+        waiting: Vec<(Sender<Result<Draft, AppendError>>, Dup)>,
+        cp: Option<&SignedCheckpoint>,
+        now: Timestamp,
+    ) {
+        let promise = now.saturating_add(
+            i64::try_from(self.policy.checkpoint_interval.as_secs()).unwrap_or(i64::MAX) + 1,
+        );
+        let cp_ref = cp.map(CheckpointRef::of);
+        for (reply, d) in waiting {
+            let coverage = d.coverage.or(cp_ref).filter(|c| c.size > d.index.get());
+            let body = ReceiptBody {
+                ledger: self.name.clone(),
+                index: d.index,
+                event_hash: d.hash,
+                integrated_at: d.integrated_at,
+                checkpoint: coverage,
+                checkpoint_by: coverage.is_none().then_some(promise),
+            };
+            let _ = reply.send(Ok(Draft {
+                body,
+                duplicate: d.duplicate,
+            }));
         }
     }
 
@@ -444,11 +380,11 @@ impl<S: Store> Writer<S> {
         offset: u64,
     ) -> Result<Judged, AppendError> {
         let hash = ev.hash();
-        if let Some((index, integrated_at)) = overlay.accepted(&hash) {
+        if let Some((index, integrated_at)) = overlay.hashes.get(&hash) {
             return Ok(Judged::Duplicate(Dup {
-                index,
+                index: *index,
                 hash,
-                integrated_at,
+                integrated_at: *integrated_at,
                 duplicate: true,
                 coverage: None,
             }));
@@ -483,106 +419,6 @@ impl<S: Store> Writer<S> {
             event: ev.canonical_bytes().to_vec(),
         };
         Ok(Judged::New(Committed { entry, delta }))
-    }
-}
-
-/// Answers everyone waiting on a group that will not be committed.
-fn refuse(
-    appends: impl Iterator<Item = Sender<Result<Draft, AppendError>>>,
-    cp_requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>,
-    reason: &str,
-) {
-    for reply in appends {
-        let _ = reply.send(Err(AppendError::Failed(reason.to_owned())));
-    }
-    for reply in cp_requests {
-        let _ = reply.send(Err(AppendError::Failed(reason.to_owned())));
-    }
-}
-
-/// The second stage: commits each judged group, then answers those waiting on it.
-struct Committer<S: Store> {
-    store: Arc<S>,
-    name: LedgerName,
-    interval: std::time::Duration,
-}
-
-impl<S: Store> Committer<S> {
-    fn run(&self, groups: &Receiver<InFlight>, report: &Sender<Outcome>) {
-        for f in groups {
-            let g = &f.group;
-            let done = if g.events.is_empty() && g.checkpoint.is_none() {
-                Ok(())
-            } else {
-                self.store.commit(g)
-            };
-            let outcome = match done {
-                Ok(()) => {
-                    tracing::debug!(
-                        events = g.events.len(),
-                        checkpoint = g.checkpoint.is_some(),
-                        "group committed"
-                    );
-                    self.reply(f.waiting, g.checkpoint.as_ref(), f.now);
-                    self.answer_checkpoints(f.cp_requests);
-                    Ok(f.group.events)
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    refuse(
-                        f.waiting.into_iter().map(|(r, _)| r),
-                        f.cp_requests,
-                        &reason,
-                    );
-                    Err(e)
-                }
-            };
-            if report.send(outcome).is_err() {
-                return;
-            }
-        }
-    }
-
-    fn answer_checkpoints(&self, requests: Vec<Sender<Result<SignedCheckpoint, AppendError>>>) {
-        if requests.is_empty() {
-            return;
-        }
-        let latest = self
-            .store
-            .latest_checkpoint()
-            .map_err(AppendError::from)
-            .and_then(|c| c.ok_or(AppendError::Empty));
-        for reply in requests {
-            let _ = reply.send(latest.clone());
-        }
-    }
-
-    /// Sends receipt drafts: events of this group are covered by its checkpoint (or get
-    /// a promise); duplicates carry the coverage looked up when they were judged.
-    fn reply(
-        &self,
-        waiting: Vec<(Sender<Result<Draft, AppendError>>, Dup)>,
-        cp: Option<&SignedCheckpoint>,
-        now: Timestamp,
-    ) {
-        let promise =
-            now.saturating_add(i64::try_from(self.interval.as_secs()).unwrap_or(i64::MAX) + 1);
-        let cp_ref = cp.map(CheckpointRef::of);
-        for (reply, d) in waiting {
-            let coverage = d.coverage.or(cp_ref).filter(|c| c.size > d.index.get());
-            let body = ReceiptBody {
-                ledger: self.name.clone(),
-                index: d.index,
-                event_hash: d.hash,
-                integrated_at: d.integrated_at,
-                checkpoint: coverage,
-                checkpoint_by: coverage.is_none().then_some(promise),
-            };
-            let _ = reply.send(Ok(Draft {
-                body,
-                duplicate: d.duplicate,
-            }));
-        }
     }
 }
 
