@@ -182,9 +182,11 @@ string_newtype!(PublicKey);
 
 /// Stable party identifier: the first 16 bytes of
 /// `SHA-256("custody:v1:party-id\0" || first enrollment key)`, as 32 lowercase hex digits.
+/// Shared text (`Arc<str>`), like [`crate::core::unit::UnitId`]: every unit record names
+/// its manufacturer and holder, and copies taken from a party's record share its text.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct PartyId(String);
+pub struct PartyId(std::sync::Arc<str>);
 
 impl PartyId {
     pub const DOMAIN: &'static [u8] = b"custody:v1:party-id\0";
@@ -193,14 +195,14 @@ impl PartyId {
         let mut h = Sha256::new();
         h.update(Self::DOMAIN);
         h.update(key.as_bytes());
-        Self(hex::encode(&h.finalize()[..16]))
+        Self(hex::encode(&h.finalize()[..16]).into())
     }
     pub fn parse(s: &str) -> Result<Self, FieldError> {
         if s.len() == 32
             && s.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.into()))
         } else {
             Err(invalid("party id", s, "32 lowercase hex digits"))
         }

@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +19,11 @@ use super::ids::PartyId;
 const CUSTODY_PREFIX: &str = "urn:custody:unit:";
 const SGTIN_PREFIX: &str = "urn:epc:id:sgtin:";
 
+/// Shared text (`Arc<str>`): a unit id is copied into many records and index entries
+/// (the audit's replay holds each several times), and a copy is then a reference.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct UnitId(String);
+pub struct UnitId(Arc<str>);
 
 /// The parts of a unit id, as far as the rules need them.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,13 +94,13 @@ impl UnitId {
     }
 
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let id = Self(s.to_owned());
+        let id = Self(Arc::from(s));
         id.kind()?;
         Ok(id)
     }
 
     pub fn kind(&self) -> Result<UnitKind<'_>, FieldError> {
-        let s = self.0.as_str();
+        let s = &*self.0;
         if let Some(rest) = s.strip_prefix(CUSTODY_PREFIX) {
             let rule = "urn:custody:unit:<party id>:<product>:<serial>, product and serial 1-64 of A-Z a-z 0-9 . _ -";
             let mut parts = rest.split(':');
@@ -162,7 +165,7 @@ impl TryFrom<String> for UnitId {
 }
 impl From<UnitId> for String {
     fn from(u: UnitId) -> String {
-        u.0
+        u.0.to_string()
     }
 }
 impl FromStr for UnitId {
