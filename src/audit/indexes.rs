@@ -25,15 +25,29 @@ pub fn compare<S: Store>(
     nodes: u64,
     checkpoints: u64,
 ) -> Found {
-    let checks: [&(dyn Fn() -> Found + Sync); 6] = [
-        &|| hash_index(store, hashes),
-        &|| parties(store, state),
-        &|| units(store, state),
-        &|| chains(store, state),
-        &|| party_units(store, state),
-        &|| counts(store, state, hashes.len() as u64, nodes, checkpoints),
+    let checks: [(&str, &(dyn Fn() -> Found + Sync)); 6] = [
+        ("hash index", &|| hash_index(store, hashes)),
+        ("parties", &|| parties(store, state)),
+        ("units", &|| units(store, state)),
+        ("chains", &|| chains(store, state)),
+        ("holdings and involvement", &|| party_units(store, state)),
+        ("counts", &|| {
+            counts(store, state, hashes.len() as u64, nodes, checkpoints)
+        }),
     ];
-    let found: Vec<Found> = checks.par_iter().map(|c| c()).collect();
+    let found: Vec<Found> = checks
+        .par_iter()
+        .map(|(name, c)| {
+            let t = std::time::Instant::now();
+            let f = c();
+            tracing::debug!(
+                check = name,
+                seconds = t.elapsed().as_secs_f64(),
+                "index check"
+            );
+            f
+        })
+        .collect();
     for f in found {
         if let Some(f) = f? {
             return Ok(Some(f));
