@@ -674,18 +674,25 @@ fn resubmission_is_idempotent() {
     );
 }
 
+/// An event signed by `k` alone and verified, ready for `Ledger::append_all`.
+fn signed(
+    name: &custody::core::ids::LedgerName,
+    b: Body,
+    k: &custody::keys::KeyPair,
+) -> custody::core::verify::VerifiedEvent {
+    let env = custody::core::verify::sign(name, b, &[&k.signing]).expect("sign");
+    custody::core::SignedEvent::from_envelope(env)
+        .expect("shape")
+        .verify(name)
+        .expect("sig")
+}
+
 #[test]
 fn batch_results_are_independent() {
     let w = world();
     let u = w.register(2);
     let name = w.ledger.name().clone();
-    let sign = |b: Body, k: &custody::keys::KeyPair| {
-        let env = custody::core::verify::sign(&name, b, &[&k.signing]).expect("sign");
-        custody::core::SignedEvent::from_envelope(env)
-            .expect("shape")
-            .verify(&name)
-            .expect("sig")
-    };
+    let sign = |b: Body, k: &custody::keys::KeyPair| signed(&name, b, k);
     let good = sign(
         transfer_body(&w, &w.maker.party_id(), &w.dist.party_id(), &u[..1]),
         &w.maker,
@@ -758,13 +765,7 @@ fn a_chain_spanning_many_commit_groups_is_judged_in_order() {
     let w = World::new(custody::store::SledStore::open(dir.path()).expect("open"));
     let u = w.register(1);
     let name = w.ledger.name().clone();
-    let sign = |b: Body, k: &custody::keys::KeyPair| {
-        let env = custody::core::verify::sign(&name, b, &[&k.signing]).expect("sign");
-        custody::core::SignedEvent::from_envelope(env)
-            .expect("shape")
-            .verify(&name)
-            .expect("sig")
-    };
+    let sign = |b: Body, k: &custody::keys::KeyPair| signed(&name, b, k);
     let mut head = w
         .ledger
         .store()
