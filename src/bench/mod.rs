@@ -27,6 +27,32 @@ pub(crate) fn step(what: &'static str) -> impl Fn(String) -> BenchError {
     move |detail| BenchError::Step { what, detail }
 }
 
+/// A small deterministic generator (a 64-bit LCG) for the bench's sample picks and keys.
+pub(crate) struct Pick(pub(crate) u64);
+
+impl Pick {
+    fn step(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0
+    }
+
+    /// A pick in `0..n` (0 when `n` is 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        (self.step() >> 33) % n.max(1)
+    }
+
+    /// 64 well-mixed bits: the SplitMix64 finalizer over the next state.
+    pub(crate) fn bits(&mut self) -> u64 {
+        let mut z = self.step();
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
     /// Events in the built ledger (about).

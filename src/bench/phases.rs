@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{ceilings, disk_usage, peak_rss_mb, step, world, BenchError, Config, Latency, Report};
+use super::{
+    ceilings, disk_usage, peak_rss_mb, step, world, BenchError, Config, Latency, Pick, Report,
+};
 use crate::core::checkpoint::VerifierKey;
 use crate::core::ids::{EventHash, LedgerName, LogIndex};
 use crate::core::unit::UnitId;
@@ -18,18 +20,6 @@ use crate::screen::lists::ListStore as _;
 use crate::store::{SledStore, Store};
 
 const ENTITY_LIST: &[u8] = include_bytes!("../cli/demo/entity-list-2019-10-09.csv");
-
-/// A small deterministic generator for sample picks.
-struct Pick(u64);
-impl Pick {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n.max(1)
-    }
-}
 
 fn append(ledger: &Ledger<SledStore>, evs: Vec<VerifiedEvent>) -> Result<(), BenchError> {
     for chunk in evs.chunks(4096) {

@@ -15,22 +15,12 @@
 use std::path::Path;
 use std::time::Instant;
 
+use super::Pick;
+
 /// Events written to measure the ceiling (into a new, empty sled directory).
 const EVENTS: u64 = 60_000;
 /// Distinct units the random keys are drawn from.
 const UNITS: u64 = 30_000;
-
-/// A deterministic xorshift stream for the random keys.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn k(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut v = vec![prefix];
@@ -50,7 +40,7 @@ pub fn sled_events_per_s(dir: &Path) -> std::io::Result<f64> {
         .open()
         .map_err(std::io::Error::other)?;
     let tree = db.open_tree("custody").map_err(std::io::Error::other)?;
-    let mut rnd = Xorshift(0x9E37_79B9_7F4A_7C15);
+    let mut rnd = Pick(0x9E37_79B9_7F4A_7C15);
     let entry = vec![0x5a_u8; 680];
     let unit_record = vec![0x7b_u8; 450];
     let party = |n: u64| format!("p{:031x}", n % 1000).into_bytes();
@@ -62,7 +52,7 @@ pub fn sled_events_per_s(dir: &Path) -> std::io::Result<f64> {
         let mut bytes = 0usize;
         while bytes < crate::ledger::MAX_GROUP_BYTES && i < EVENTS {
             let idx = i.to_be_bytes();
-            let (r, u) = (rnd.next(), unit(rnd.next()));
+            let (r, u) = (rnd.bits(), unit(rnd.bits()));
             batch.insert(k(b'e', &[&idx]), entry.as_slice());
             let mut hash = [0u8; 32];
             hash[..8].copy_from_slice(&r.to_be_bytes());
