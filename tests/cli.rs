@@ -528,10 +528,32 @@ fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
     db.flush().expect("flush");
 }
 
-fn entry_key(i: u64) -> Vec<u8> {
-    let mut k = vec![b'e'];
-    k.extend_from_slice(&i.to_be_bytes());
-    k
+/// The log entries of a data directory as stored (layout 3: `log-entries`, split at the
+/// offsets in `log-ends`), the way an attacker with file access would read them.
+fn read_log(dir: &Path) -> Vec<Vec<u8>> {
+    let data = std::fs::read(dir.join("log-entries")).expect("log-entries");
+    let ends = std::fs::read(dir.join("log-ends")).expect("log-ends");
+    let mut at = 0;
+    ends.chunks_exact(8)
+        .map(|c| {
+            let end = u64::from_be_bytes(c.try_into().expect("8 bytes")) as usize;
+            let e = data[at..end].to_vec();
+            at = end;
+            e
+        })
+        .collect()
+}
+
+/// Rewrites the log files with `entries`.
+fn write_log(dir: &Path, entries: &[Vec<u8>]) {
+    let mut ends = vec![];
+    let mut at = 0u64;
+    for e in entries {
+        at += e.len() as u64;
+        ends.extend_from_slice(&at.to_be_bytes());
+    }
+    std::fs::write(dir.join("log-entries"), entries.concat()).expect("write");
+    std::fs::write(dir.join("log-ends"), ends).expect("write");
 }
 
 fn verify_fails(cli: &Cli) -> Value {
@@ -548,23 +570,18 @@ fn verify_fails(cli: &Cli) -> Value {
     v["failure"].clone()
 }
 
-/// Changes one byte of event 5's shipment text directly in sled, as an attacker with file
-/// access would: its signature no longer verifies.
+/// Changes one byte of event 5's shipment text directly in the log file, as an attacker
+/// with file access would: its signature no longer verifies.
 fn alter_shipment_of_entry_5(cli: &Cli) {
-    with_tree(&cli.data, |t| {
-        let mut v = t
-            .get(entry_key(5))
-            .expect("read")
-            .expect("entry 5")
-            .to_vec();
-        let pos = v
-            .windows(5)
-            .position(|w| w == b"AWB 1")
-            .expect("shipment text")
-            + 4;
-        v[pos] = b'9';
-        t.insert(entry_key(5), v).expect("write");
-    });
+    let mut log = read_log(&cli.data);
+    let v = &mut log[5];
+    let pos = v
+        .windows(5)
+        .position(|w| w == b"AWB 1")
+        .expect("shipment text")
+        + 4;
+    v[pos] = b'9';
+    write_log(&cli.data, &log);
 }
 
 #[test]
@@ -579,25 +596,42 @@ fn verify_finds_an_altered_event() {
 #[test]
 fn verify_finds_a_deleted_event() {
     let (cli, _) = Cli::populated();
+    // Entry 4 cut out of the log files and the log's length in sled lowered to match, so
+    // that the store opens: the later entries move down one index.
+    let mut log = read_log(&cli.data);
+    log.remove(4);
+    write_log(&cli.data, &log);
     with_tree(&cli.data, |t| {
-        t.remove(entry_key(4)).expect("delete");
+        t.insert(b"mlen", &(log.len() as u64).to_be_bytes())
+            .expect("write");
     });
     let f = verify_fails(&cli);
-    assert_eq!(
-        (f["index"].clone(), f["check"].clone()),
-        (4.into(), "gap".into())
+    assert_eq!(f["index"], 4, "{f}");
+}
+
+#[test]
+fn verify_refuses_a_log_file_cut_short() {
+    let (cli, _) = Cli::populated();
+    let mut log = read_log(&cli.data);
+    log.pop();
+    write_log(&cli.data, &log);
+    let out = cli.run(None, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "the store refuses to open");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    assert_eq!(v["ok"], false);
+    let err = v["error"].as_str().expect("error text");
+    assert!(
+        err.contains("log-ends") && err.contains("synced log data was lost"),
+        "{err}"
     );
 }
 
 #[test]
 fn verify_finds_swapped_events() {
     let (cli, _) = Cli::populated();
-    with_tree(&cli.data, |t| {
-        let a = t.get(entry_key(5)).expect("read").expect("5");
-        let b = t.get(entry_key(6)).expect("read").expect("6");
-        t.insert(entry_key(5), b).expect("w");
-        t.insert(entry_key(6), a).expect("w");
-    });
+    let mut log = read_log(&cli.data);
+    log.swap(5, 6);
+    write_log(&cli.data, &log);
     let f = verify_fails(&cli);
     assert_eq!(f["index"], 5);
 }
@@ -714,15 +748,13 @@ fn commands_refuse_a_missing_ledger() {
 #[test]
 fn verify_finds_an_altered_tree_node() {
     let (cli, _) = Cli::populated();
-    // Level 1, index 1: the node over leaves 2 and 3, stored second in leaf 3's record.
-    let mut k = vec![b't'];
-    k.extend_from_slice(&3u64.to_be_bytes());
-    with_tree(&cli.data, |t| {
-        let mut v = t.get(&k).expect("read").expect("node").to_vec();
-        assert_eq!(v.len(), 3 * 32, "leaf 3 completes levels 0, 1 and 2");
-        v[32] ^= 1;
-        t.insert(&k, v).expect("write");
-    });
+    // Level 1, index 1: the node over leaves 2 and 3, stored second among the three nodes
+    // leaf 3 completes (levels 0, 1, 2), which follow the 2·3 − popcount(3) = 4 nodes of
+    // leaves 0..3: node number 5 in `log-nodes`.
+    let path = cli.data.join("log-nodes");
+    let mut v = std::fs::read(&path).expect("log-nodes");
+    v[5 * 32] ^= 1;
+    std::fs::write(&path, v).expect("write");
     let f = verify_fails(&cli);
     assert_eq!(
         (f["check"].clone(), f["index"].clone()),

@@ -191,6 +191,54 @@ fn commits_must_extend_the_log_in_order() {
     out_of_order(Arc::new(SledStore::open(dir.path()).expect("open")));
 }
 
+/// A group must carry exactly the Merkle nodes its events complete: the nodes are stored at
+/// positions that follow from the leaf index, so a gap or a stray node would misplace
+/// every later one.
+fn nodes_must_match<S: Store>(s: S) {
+    let w = World::new(s);
+    let store = w.ledger.store();
+    let n = store.len().expect("len");
+    let before = store.counts().expect("counts");
+    let event = Committed {
+        entry: LogEntry {
+            index: LogIndex::new(n),
+            integrated_at: w.now(),
+            hash: EventHash::from_bytes([4; 32]),
+            event: b"{}".to_vec(),
+        },
+        delta: Default::default(),
+    };
+    let leaf = |level, index| {
+        (
+            NodeId { level, index },
+            custody::core::merkle::leaf_hash(b"x"),
+        )
+    };
+    for (what, nodes) in [
+        ("no nodes", vec![]),
+        ("another leaf's node", vec![leaf(0, n + 1)]),
+        ("a node too many", vec![leaf(0, n), leaf(0, n + 1)]),
+    ] {
+        match store.commit(&Group {
+            events: vec![event.clone()],
+            nodes,
+            ..Group::default()
+        }) {
+            Err(StoreError::BadGroup(d)) => assert!(d.contains("Merkle node"), "{what}: {d}"),
+            other => panic!("{what}: expected BadGroup, got {other:?}"),
+        }
+        assert_eq!(store.len().expect("len"), n, "{what}");
+        assert_eq!(store.counts().expect("counts"), before, "{what}");
+    }
+}
+
+#[test]
+fn a_group_must_carry_exactly_the_nodes_its_events_complete() {
+    nodes_must_match(Arc::new(MemoryStore::new()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    nodes_must_match(Arc::new(SledStore::open(dir.path()).expect("open")));
+}
+
 #[test]
 fn init_refuses_a_second_name() {
     let dir = tempfile::tempdir().expect("tempdir");

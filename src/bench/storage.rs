@@ -1,17 +1,20 @@
-//! The storage ceiling: how many single-unit events per second sled itself can make
+//! The storage ceiling: how many single-unit events per second the storage can make
 //! durable when it is given exactly the writes the ledger makes for them, with no
 //! decoding, verification, rules or hashing around it. `custody bench` reports ingest
 //! also as a ratio to this, because (BENCHMARKS.md) the single writer spends most of its
 //! time inside sled.
 //!
 //! Events alternate between a transfer and its acceptance, as the bulk of a ledger does.
-//! Both write the log entry under a sequential key (`e`, 680 bytes, about the median stored
-//! entry), the hash index under a random key (`h`), the Merkle node record under a
-//! sequential key (`t`) and the unit record under a random unit id (`u`, 450 bytes). A
-//! transfer also adds an involvement (`v`); an acceptance removes a holding and adds one
-//! (`x`), both keyed by party and unit. Events go in groups of at most 256 KiB of entries,
-//! each one `sled::Batch` followed by `Db::flush`, as the writer commits them.
+//! Both append the log entry (680 bytes, about the median stored entry), its end offset and
+//! two Merkle nodes (the average per leaf) to three files (layout 3, `store::log_files`),
+//! and write to sled the hash index under a random key (`h`) and the unit record under a
+//! random unit id (`u`, 450 bytes). A transfer also adds an involvement (`v`); an
+//! acceptance removes a holding and adds one (`x`), both keyed by party and unit. Events go
+//! in groups of at most 256 KiB of entries: the files are written and `fdatasync`ed, then
+//! one `sled::Batch` with the new length is applied and `Db::flush`ed, as the writer
+//! commits them.
 
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -40,6 +43,16 @@ pub fn sled_events_per_s(dir: &Path) -> std::io::Result<f64> {
         .open()
         .map_err(std::io::Error::other)?;
     let tree = db.open_tree("custody").map_err(std::io::Error::other)?;
+    let file = |name: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(name))
+    };
+    let (entries, ends, nodes) = (file("entries")?, file("ends")?, file("nodes")?);
+    let (mut at_entries, mut at_ends, mut at_nodes) = (0u64, 0u64, 0u64);
     let mut rnd = Pick(0x9E37_79B9_7F4A_7C15);
     let entry = vec![0x5a_u8; 680];
     let unit_record = vec![0x7b_u8; 450];
@@ -49,15 +62,17 @@ pub fn sled_events_per_s(dir: &Path) -> std::io::Result<f64> {
     let mut i = 0u64;
     while i < EVENTS {
         let mut batch = sled::Batch::default();
+        let (mut data, mut offsets, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0usize;
         while bytes < crate::ledger::MAX_GROUP_BYTES && i < EVENTS {
             let idx = i.to_be_bytes();
             let (r, u) = (rnd.bits(), unit(rnd.bits()));
-            batch.insert(k(b'e', &[&idx]), entry.as_slice());
+            data.extend_from_slice(&entry);
+            offsets.extend_from_slice(&(at_entries + data.len() as u64).to_be_bytes());
+            hashes.extend_from_slice(&[0x11_u8; 64]);
             let mut hash = [0u8; 32];
             hash[..8].copy_from_slice(&r.to_be_bytes());
             batch.insert(k(b'h', &[&hash]), &idx);
-            batch.insert(k(b't', &[&idx]), &[0x11_u8; 64][..]);
             batch.insert(k(b'u', &[&u]), unit_record.as_slice());
             if i % 2 == 0 {
                 batch.insert(k(b'v', &[&party(r >> 16), &u]), &[][..]);
@@ -68,6 +83,16 @@ pub fn sled_events_per_s(dir: &Path) -> std::io::Result<f64> {
             bytes += entry.len();
             i += 1;
         }
+        for (f, at, b) in [
+            (&entries, &mut at_entries, &data),
+            (&ends, &mut at_ends, &offsets),
+            (&nodes, &mut at_nodes, &hashes),
+        ] {
+            f.write_all_at(b, *at)?;
+            f.sync_data()?;
+            *at += b.len() as u64;
+        }
+        batch.insert(b"mlen".as_slice(), &i.to_be_bytes());
         tree.apply_batch(batch).map_err(std::io::Error::other)?;
         db.flush().map_err(std::io::Error::other)?;
     }

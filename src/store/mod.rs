@@ -18,9 +18,9 @@ use crate::core::state::{Delta, PartyRecord, UnitRecord};
 use crate::core::unit::UnitId;
 use crate::core::values::Timestamp;
 
+mod log_files;
 pub mod memory;
 pub mod sled_store;
-mod sled_tree;
 pub mod watermark;
 
 pub use memory::MemoryStore;
@@ -74,9 +74,11 @@ pub struct Committed {
 }
 
 /// One durable write: consecutive events, the Merkle nodes they complete, and optionally
-/// a checkpoint of the tree as it stands after them. Any part may be empty. `nodes` lists,
-/// leaf by leaf, the nodes each appended leaf completes from level 0 up (what
-/// `Frontier::push` returns), which lets a backend store them as one record per leaf.
+/// a checkpoint of the tree as it stands after them. `nodes` lists, leaf by leaf, exactly
+/// the nodes each appended leaf completes from level 0 up (what `Frontier::push` returns),
+/// which lets a backend store them at positions that follow from the leaf index; a group
+/// whose nodes are not exactly those is refused ([`StoreError::BadGroup`]). A group may
+/// hold no events (and then no nodes), only a checkpoint.
 #[derive(Clone, Debug, Default)]
 pub struct Group {
     pub events: Vec<Committed>,

@@ -6,28 +6,27 @@
 //! Key layout (all integers big-endian):
 //! | prefix | key                            | value                                   |
 //! |--------|--------------------------------|-----------------------------------------|
-//! | `m`    | `name`, `logkey`, `len`, `operator` | ledger name, log key, u64 event count, party id |
-//! | `e`    | u64 log index                  | i64 integrated_at, 32-byte hash, JCS    |
+//! | `m`    | `layout`, `name`, `logkey`, `len`, `operator` | layout number, ledger name, log key, u64 event count, party id |
 //! | `h`    | 32-byte event hash             | u64 log index                           |
 //! | `p`    | party id                       | PartyRecord (JSON)                      |
 //! | `n`    | handle                         | party id                                |
 //! | `k`    | 32-byte public key             | party id                                |
 //! | `u`    | unit id                        | u32 n, n × u64 chain log indexes, UnitRecord (JSON) |
 //! | `x`    | party id, unit id              | empty (the party holds the unit)        |
-//! | `t`    | u64 leaf index n               | the Merkle nodes leaf n completes: levels 0..=k, 32 bytes each (k = trailing ones of n) |
 //! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
 //!
-//! A unit's chain lives in its record (layout 2): a group writes each unit it touches once,
-//! instead of one record per event plus one key per chain link. `mlayout` holds the layout
-//! number; a directory written with another layout is refused at open.
+//! The log entries and the Merkle nodes are not in sled but in append-only files beside it
+//! (layout 3, [`super::log_files`]); `mlen` in sled says how much of them is committed. A
+//! unit's chain lives in its record (since layout 2): a group writes each unit it touches
+//! once. `mlayout` holds the layout number; a directory written with another layout is
+//! refused at open.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::sled_tree::{self, NodeMirror};
+use super::log_files::{self, LogFiles};
 use super::watermark::{Mark, Watermark};
 use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
@@ -35,28 +34,15 @@ use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicK
 use crate::core::merkle::{NodeId, TreeHash};
 use crate::core::state::{IndexOp, PartyRecord, UnitRecord};
 use crate::core::unit::UnitId;
-use crate::core::values::Timestamp;
 
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
-    /// Merkle nodes for proofs (see `sled_tree`), and the snapshot file that keeps them
-    /// across restarts with the number of leaves it held when this store opened.
-    mirror: NodeMirror,
-    snapshot: PathBuf,
-    snapshot_leaves: AtomicU64,
+    /// The log entries and Merkle nodes.
+    files: LogFiles,
     /// The acknowledgement watermark ([`super::watermark`]) and the mark found at open.
     watermark: Watermark,
     acknowledged: Option<Mark>,
-}
-
-impl Drop for SledStore {
-    fn drop(&mut self) {
-        let on_disk = self.snapshot_leaves.load(Ordering::Relaxed);
-        if let Err(e) = self.mirror.save(&self.snapshot, on_disk) {
-            tracing::warn!(error = %e, "could not write the Merkle mirror snapshot (a cache)");
-        }
-    }
 }
 
 /// Opens sled without its background flusher (commits flush explicitly). Another process
@@ -123,7 +109,7 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The storage layout this code reads and writes (see the module table).
-const LAYOUT: u64 = 2;
+const LAYOUT: u64 = 3;
 
 fn unit_key(u: &UnitId) -> Vec<u8> {
     key(b'u', &[u.as_str().as_bytes()])
@@ -162,10 +148,6 @@ fn decode_unit<'a>(v: &'a [u8], location: &str) -> Result<(Vec<u64>, &'a [u8]), 
     Ok((chain, &v[end..]))
 }
 
-fn node_key(leaf: u64) -> Vec<u8> {
-    key(b't', &[&leaf.to_be_bytes()])
-}
-
 fn checkpoint_of(v: &[u8], location: &str) -> Result<SignedCheckpoint, StoreError> {
     SignedCheckpoint::parse(v).map_err(|e| corrupt(location, e))
 }
@@ -186,30 +168,6 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
         .expect("invariant: records serialize (no maps with non-string keys, no floats)")
 }
 
-fn encode_entry(e: &LogEntry) -> Vec<u8> {
-    let mut v = Vec::with_capacity(40 + e.event.len());
-    v.extend_from_slice(&e.integrated_at.unix().to_be_bytes());
-    v.extend_from_slice(e.hash.as_bytes());
-    v.extend_from_slice(&e.event);
-    v
-}
-
-fn decode_entry(index: u64, v: &[u8]) -> Result<LogEntry, StoreError> {
-    let loc = format!("log entry {index}");
-    if v.len() < 40 {
-        return Err(corrupt(loc, "entry shorter than its 40-byte header"));
-    }
-    let secs = i64::from_be_bytes(v[..8].try_into().map_err(|_| corrupt(&loc, "bad time"))?);
-    let integrated_at = Timestamp::from_unix(secs).map_err(|e| corrupt(&loc, e))?;
-    let hash: [u8; 32] = v[8..40].try_into().map_err(|_| corrupt(&loc, "bad hash"))?;
-    Ok(LogEntry {
-        index: LogIndex::new(index),
-        integrated_at,
-        hash: EventHash::from_bytes(hash),
-        event: v[40..].to_vec(),
-    })
-}
-
 impl SledStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -228,13 +186,16 @@ impl SledStore {
                 });
             }
         }
+        let len = match tree.get(b"mlen").map_err(io)? {
+            None => 0,
+            Some(v) => u64_of(&v, "event count")?,
+        };
+        let files = LogFiles::open(dir, len)?;
         let (watermark, acknowledged) = Watermark::open(dir)?;
         let store = Self {
             db,
             tree,
-            mirror: NodeMirror::default(),
-            snapshot: dir.join("merkle-mirror.bin"),
-            snapshot_leaves: AtomicU64::new(0),
+            files,
             watermark,
             acknowledged,
         };
@@ -373,49 +334,6 @@ impl SledStore {
     }
 }
 
-impl SledStore {
-    /// The mirror: the snapshot file if intact, then the node records after it.
-    fn build_mirror(&self) -> Result<sled_tree::Mirror, StoreError> {
-        let len = self.len()?;
-        let mut m = sled_tree::load_snapshot(&self.snapshot, len).unwrap_or_default();
-        // The snapshot must belong to this log: its right edge must equal sled's.
-        let edge = crate::core::merkle::range_nodes(0, m.leaves());
-        if m.get_all(&edge) != self.nodes_from_sled(&edge)? {
-            tracing::warn!("the Merkle mirror snapshot does not match the log; rebuilding");
-            m = sled_tree::Mirror::default();
-        }
-        self.snapshot_leaves.store(m.leaves(), Ordering::Relaxed);
-        for r in self.tree.range(node_key(m.leaves())..node_key(u64::MAX)) {
-            let (k, v) = r.map_err(io)?;
-            m.add_record(u64_of(&k[1..], "tree node key")?, &v)?;
-        }
-        Ok(m)
-    }
-
-    /// Node hashes read from sled itself, one record per completing leaf.
-    fn nodes_from_sled(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
-        let mut records: std::collections::HashMap<u64, Option<Vec<TreeHash>>> =
-            std::collections::HashMap::new();
-        ids.iter()
-            .map(|&id| {
-                let Some(leaf) = sled_tree::completing_leaf(id) else {
-                    return Ok(None);
-                };
-                let r = match records.entry(leaf) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                        self.get(&node_key(leaf))?
-                            .map(|r| sled_tree::unpack(leaf, &r))
-                            .transpose()?,
-                    ),
-                };
-                Ok(r.as_ref()
-                    .and_then(|hs| hs.get(usize::from(id.level)).copied()))
-            })
-            .collect()
-    }
-}
-
 impl Store for SledStore {
     fn init(&self, meta: &LedgerMeta) -> Result<(), StoreError> {
         if let Some(m) = self.meta()? {
@@ -458,21 +376,12 @@ impl Store for SledStore {
     }
 
     fn entry(&self, i: LogIndex) -> Result<Option<LogEntry>, StoreError> {
-        self.get(&key(b'e', &[&i.get().to_be_bytes()]))?
-            .map(|v| decode_entry(i.get(), &v))
-            .transpose()
+        let next = i.get().saturating_add(1);
+        Ok(self.files.entries(i.get(), next, self.len()?)?.pop())
     }
 
     fn entries(&self, start: LogIndex, end: LogIndex) -> Result<Vec<LogEntry>, StoreError> {
-        let lo = key(b'e', &[&start.get().to_be_bytes()]);
-        let hi = key(b'e', &[&end.get().to_be_bytes()]);
-        let mut out = Vec::new();
-        for r in self.tree.range(lo..hi) {
-            let (k, v) = r.map_err(io)?;
-            let i = u64_of(&k[1..], "log entry key")?;
-            out.push(decode_entry(i, &v)?);
-        }
-        Ok(out)
+        self.files.entries(start.get(), end.get(), self.len()?)
     }
 
     fn index_of(&self, h: &EventHash) -> Result<Option<LogIndex>, StoreError> {
@@ -605,8 +514,9 @@ impl Store for SledStore {
     }
 
     fn counts(&self) -> Result<Counts, StoreError> {
+        let (events, nodes) = self.files.counts()?;
         Ok(Counts {
-            events: self.count_prefix(b'e')?,
+            events,
             parties: self.count_prefix(b'p')?,
             units: self.count_prefix(b'u')?,
             handles: self.count_prefix(b'n')?,
@@ -615,31 +525,13 @@ impl Store for SledStore {
             involved: self.count_prefix(b'v')?,
             chain_links: self.count_chain_links()?,
             hashes: self.count_prefix(b'h')?,
-            nodes: self.count_prefix(b't')?,
+            nodes,
             checkpoints: self.count_prefix(b'q')?,
         })
     }
 
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
-        let mut out = self.mirror.read(ids, || self.build_mirror())?;
-        // A commit may be durable in sled but not yet in the mirror: ask sled for the rest.
-        let missing: Vec<NodeId> = ids
-            .iter()
-            .zip(&out)
-            .filter(|(_, h)| h.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        if !missing.is_empty() {
-            let mut found = self.nodes_from_sled(&missing)?.into_iter();
-            for h in out.iter_mut().filter(|h| h.is_none()) {
-                *h = found.next().flatten();
-            }
-        }
-        Ok(out)
-    }
-
-    fn stored_nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
-        self.nodes_from_sled(ids)
+        self.files.nodes(ids, self.len()?)
     }
 
     fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
@@ -683,15 +575,17 @@ impl Store for SledStore {
                 });
             }
         }
+        let nodes = log_files::pack_nodes(len, batch.len() as u64, &group.nodes)?;
         let mut b = sled::Batch::default();
         // Each unit the group touches: its latest record (JSON) and its chain, written once.
         let mut touched: std::collections::BTreeMap<UnitId, (Option<Vec<u8>>, Vec<u64>)> =
             std::collections::BTreeMap::new();
         for c in batch {
             let e = &c.entry;
-            let idx = e.index.get().to_be_bytes();
-            b.insert(key(b'e', &[&idx]), encode_entry(e));
-            b.insert(key(b'h', &[e.hash.as_bytes()]), &idx);
+            b.insert(
+                key(b'h', &[e.hash.as_bytes()]),
+                &e.index.get().to_be_bytes(),
+            );
             if let Some(op) = &c.delta.operator {
                 b.insert(b"moperator".as_slice(), op.as_str().as_bytes());
             }
@@ -757,19 +651,16 @@ impl Store for SledStore {
                 &(last.entry.index.get() + 1).to_be_bytes(),
             );
         }
-        let records = sled_tree::pack(&group.nodes)?;
-        for (leaf, v) in &records {
-            b.insert(node_key(*leaf), v.as_slice());
-        }
         if let Some(cp) = &group.checkpoint {
             b.insert(
                 key(b'q', &[&cp.checkpoint.size.to_be_bytes()]),
                 cp.to_note().into_bytes(),
             );
         }
+        // The log files first, synced: sled's new length must never point past them.
+        self.files.append(len, batch, &nodes)?;
         self.tree.apply_batch(b).map_err(io)?;
         self.db.flush().map_err(io)?;
-        self.mirror.committed(&records);
         if let Some(last) = batch.last() {
             // After sled's flush, before any receipt: the watermark never runs ahead of
             // what sled made durable.
@@ -905,10 +796,15 @@ mod tests {
                     ..Delta::default()
                 },
             }],
+            nodes: crate::core::merkle::Frontier::default()
+                .push(crate::core::merkle::leaf_hash(b"{}")),
             ..Group::default()
         };
         let e = s.commit(&group(1)).expect_err("a first link at position 1");
-        assert!(matches!(e, StoreError::BadGroup(_)), "{e}");
+        assert!(
+            matches!(&e, StoreError::BadGroup(d) if d.contains("position 1")),
+            "{e}"
+        );
         assert_eq!(s.len().expect("len"), 0);
         assert!(s.unit(&unit).expect("read").is_none());
         s.commit(&group(0)).expect("the first link at position 0");

@@ -74,11 +74,15 @@ const OFAC_2021: [(&str, &[u8]); 4] = [
 ];
 
 /// What sled and custody keep in a data directory: the only entries the demo will remove.
-const OWN_FILES: [&str; 6] = [
+const OWN_FILES: [&str; 9] = [
     "db",
     "conf",
     "blobs",
     "log-key.pem",
+    "log-entries",
+    "log-ends",
+    "log-nodes",
+    // Written by builds before storage layout 3.
     "merkle-mirror.bin",
     "acknowledged",
 ];
