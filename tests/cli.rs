@@ -528,32 +528,47 @@ fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
     db.flush().expect("flush");
 }
 
-/// The log entries of a data directory as stored (layout 3: `log-entries`, split at the
-/// offsets in `log-ends`), the way an attacker with file access would read them.
+/// The log records of a data directory as stored (layout 3, `log-entries`: each a u32 JCS
+/// length, a u8 node count, time, hash, nodes, JCS), the way an attacker with file access
+/// would read them.
 fn read_log(dir: &Path) -> Vec<Vec<u8>> {
     let data = std::fs::read(dir.join("log-entries")).expect("log-entries");
-    let ends = std::fs::read(dir.join("log-ends")).expect("log-ends");
+    let mut out = vec![];
     let mut at = 0;
-    ends.chunks_exact(8)
-        .map(|c| {
-            let end = u64::from_be_bytes(c.try_into().expect("8 bytes")) as usize;
-            let e = data[at..end].to_vec();
-            at = end;
-            e
-        })
-        .collect()
+    while at < data.len() {
+        let n = u32::from_be_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let k = data[at + 4] as usize;
+        let end = at + 45 + 32 * k + n;
+        out.push(data[at..end].to_vec());
+        at = end;
+    }
+    out
 }
 
-/// Rewrites the log files with `entries`.
-fn write_log(dir: &Path, entries: &[Vec<u8>]) {
+/// Rewrites the log with `records`, and its index of record ends to match.
+fn write_log(dir: &Path, records: &[Vec<u8>]) {
     let mut ends = vec![];
     let mut at = 0u64;
-    for e in entries {
-        at += e.len() as u64;
+    for r in records {
+        at += r.len() as u64;
         ends.extend_from_slice(&at.to_be_bytes());
     }
-    std::fs::write(dir.join("log-entries"), entries.concat()).expect("write");
+    std::fs::write(dir.join("log-entries"), records.concat()).expect("write");
     std::fs::write(dir.join("log-ends"), ends).expect("write");
+}
+
+/// The error `verify` gives when the store refuses to open (exit 1, JSON).
+fn verify_refused(cli: &Cli) -> String {
+    let out = cli.run(None, &["verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the store must refuse to open: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    assert_eq!(v["ok"], false);
+    v["error"].as_str().expect("error text").to_string()
 }
 
 fn verify_fails(cli: &Cli) -> Value {
@@ -596,8 +611,9 @@ fn verify_finds_an_altered_event() {
 #[test]
 fn verify_finds_a_deleted_event() {
     let (cli, _) = Cli::populated();
-    // Entry 4 cut out of the log files and the log's length in sled lowered to match, so
-    // that the store opens: the later entries move down one index.
+    // Entry 4 cut out of the log file and the log's length in sled lowered to match: the
+    // later records move down one index, and entry 5's record (which carries the two
+    // Merkle nodes leaf 5 completes) now stands where leaf 4 completes one.
     let mut log = read_log(&cli.data);
     log.remove(4);
     write_log(&cli.data, &log);
@@ -605,8 +621,11 @@ fn verify_finds_a_deleted_event() {
         t.insert(b"mlen", &(log.len() as u64).to_be_bytes())
             .expect("write");
     });
-    let f = verify_fails(&cli);
-    assert_eq!(f["index"], 4, "{f}");
+    let err = verify_refused(&cli);
+    assert!(
+        err.contains("log entry 4") && err.contains("leaf 4 completes 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -615,13 +634,9 @@ fn verify_refuses_a_log_file_cut_short() {
     let mut log = read_log(&cli.data);
     log.pop();
     write_log(&cli.data, &log);
-    let out = cli.run(None, &["verify"]);
-    assert_eq!(out.status.code(), Some(1), "the store refuses to open");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON error");
-    assert_eq!(v["ok"], false);
-    let err = v["error"].as_str().expect("error text");
+    let err = verify_refused(&cli);
     assert!(
-        err.contains("log-ends") && err.contains("synced log data was lost"),
+        err.contains("log-entries") && err.contains("synced log data was lost"),
         "{err}"
     );
 }
@@ -629,11 +644,12 @@ fn verify_refuses_a_log_file_cut_short() {
 #[test]
 fn verify_finds_swapped_events() {
     let (cli, _) = Cli::populated();
+    // Leaves 4 and 6 complete one node each, so the records fit each other's place.
     let mut log = read_log(&cli.data);
-    log.swap(5, 6);
+    log.swap(4, 6);
     write_log(&cli.data, &log);
     let f = verify_fails(&cli);
-    assert_eq!(f["index"], 5);
+    assert_eq!(f["index"], 4, "{f}");
 }
 
 /// A sled unit record (layout 2): its chain's log indexes and its JSON.
@@ -749,12 +765,13 @@ fn commands_refuse_a_missing_ledger() {
 fn verify_finds_an_altered_tree_node() {
     let (cli, _) = Cli::populated();
     // Level 1, index 1: the node over leaves 2 and 3, stored second among the three nodes
-    // leaf 3 completes (levels 0, 1, 2), which follow the 2·3 − popcount(3) = 4 nodes of
-    // leaves 0..3: node number 5 in `log-nodes`.
-    let path = cli.data.join("log-nodes");
-    let mut v = std::fs::read(&path).expect("log-nodes");
-    v[5 * 32] ^= 1;
-    std::fs::write(&path, v).expect("write");
+    // leaf 3 completes (levels 0, 1, 2) in its record, after the 45-byte header. (The
+    // `log-nodes` index is rebuilt from the records past its last durable point, so the
+    // record is what an attacker must change.)
+    let mut log = read_log(&cli.data);
+    assert_eq!(log[3][4], 3, "leaf 3 completes levels 0, 1 and 2");
+    log[3][45 + 32] ^= 1;
+    write_log(&cli.data, &log);
     let f = verify_fails(&cli);
     assert_eq!(
         (f["check"].clone(), f["index"].clone()),

@@ -3,28 +3,38 @@
 //!
 //! | file          | holds                                                              |
 //! |---------------|--------------------------------------------------------------------|
-//! | `log-entries` | entry after entry: i64 integrated_at, 32-byte hash, JCS bytes      |
-//! | `log-ends`    | u64 per entry: the offset in `log-entries` just past it            |
-//! | `log-nodes`   | the Merkle nodes, leaf after leaf: the nodes leaf n completes, levels 0..=k (k = trailing ones of n), 32 bytes each |
+//! | `log-entries` | one record per entry (below): the log itself, synced at every commit |
+//! | `log-ends`    | u64 per entry: the offset in `log-entries` just past its record     |
+//! | `log-nodes`   | the Merkle nodes, leaf after leaf, 32 bytes each: leaf n's start at node number 2n − popcount(n) |
 //!
-//! Leaf n's nodes start at node number 2n − popcount(n) (the nodes of all complete
-//! subtrees of a tree of n leaves), so no index is needed for them.
+//! A record of `log-entries` (integers big-endian):
+//! `u32 JCS length ‖ u8 node count k+1 ‖ i64 integrated_at ‖ 32-byte hash ‖ (k+1) × 32-byte
+//! nodes leaf n completes, levels 0..=k (k = trailing ones of n) ‖ JCS bytes`.
 //!
-//! Why: sled reclaims a segment only when half of it is dead, so small random-key index
-//! records written among the long-lived entries left a 1M-event directory five times its
-//! live size, and every entry was written again as sled rewrote its leaves
+//! `log-ends` and `log-nodes` are indexes derived from `log-entries`: a commit writes them
+//! without waiting for the disk, and syncs them only every [`INDEX_SYNC_EVENTS`] events or
+//! [`INDEX_SYNC_BYTES`] bytes of entries, recording in sled (`mindexed`) how many entries
+//! they hold durably. Opening rebuilds them from `log-entries` past that point. So a commit
+//! costs one `fdatasync` here, not three (measured: HTTP single events went from 3.8k to
+//! 2.3k events/s when all three were synced at every commit; BENCHMARKS.md).
+//!
+//! Why files and not sled: sled reclaims a segment only when half of it is dead, so small
+//! random-key index records written among the long-lived entries left a 1M-event directory
+//! five times its live size, and every entry was written again as sled rewrote its leaves
 //! (`cargo bench --bench sled_keys`, BENCHMARKS.md). Here an entry is written once.
 //!
-//! Durability order (see `SledStore::commit`): a group's bytes are written here and
-//! `fdatasync`ed first; then sled's batch, which carries the new length, is applied and
-//! flushed. Sled's length is therefore the truth: bytes past it belong to a group that was
-//! never acknowledged, and are cut off at the next open; files shorter than it mean the
-//! file system lost synced data, and the store refuses to open.
+//! Durability order (see `SledStore::commit`): a group's records are written here and
+//! `fdatasync`ed first; then sled's batch, which carries the new length (`mlen`), is applied
+//! and flushed. Sled's length is therefore the truth: records past it belong to a group that
+//! was never acknowledged, and are cut off at the next open; a `log-entries` shorter than it
+//! means the file system lost synced data, and the store refuses to open.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::tree_nodes::{completing_leaf, nodes_before, nodes_of_leaf};
 use super::{Committed, LogEntry, StoreError};
 use crate::core::ids::{EventHash, LogIndex};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -32,87 +42,77 @@ use crate::core::values::Timestamp;
 
 /// The files' names in the data directory.
 pub const FILES: [&str; 3] = ["log-entries", "log-ends", "log-nodes"];
+const ENTRIES: &str = FILES[0];
+const ENDS: &str = FILES[1];
+const NODES: &str = FILES[2];
 
-/// The leaf whose append completed node `id`: the last leaf it covers.
-pub fn completing_leaf(id: NodeId) -> Option<u64> {
-    id.index
-        .checked_add(1)?
-        .checked_mul(1u64.checked_shl(u32::from(id.level))?)?
-        .checked_sub(1)
-}
+/// The derived indexes are synced at least every this many entries…
+pub const INDEX_SYNC_EVENTS: u64 = 65_536;
+/// …or this many bytes of entries, which bounds the rebuild at open.
+pub const INDEX_SYNC_BYTES: u64 = 64 << 20;
 
-/// Nodes completed by leaves `0..n`: where leaf n's nodes start in `log-nodes`.
-fn nodes_before(n: u64) -> u64 {
-    2 * n - u64::from(n.count_ones())
-}
+/// Bytes of a record before its nodes.
+const HEADER: usize = 4 + 1 + 8 + 32;
 
-/// Checks that a group's nodes are exactly those its events complete, leaf by leaf from
-/// level 0 (what `Frontier::push` returns for each appended leaf), and packs them in file
-/// order.
-pub fn pack_nodes(
-    first_leaf: u64,
-    leaves: u64,
-    nodes: &[(NodeId, TreeHash)],
-) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(nodes.len() * 32);
-    let mut want = (first_leaf, 0u8);
-    let end = first_leaf + leaves;
-    for (id, h) in nodes {
-        let leaf = completing_leaf(*id);
-        let (l, level) = want;
-        let next = if Some(l) == leaf && id.level == level {
-            Some(l)
-        } else if Some(l + 1) == leaf && id.level == 0 && u32::from(level) > l.trailing_ones() {
-            Some(l + 1)
-        } else {
-            None
-        };
-        match next {
-            Some(l) if l < end => {
-                out.extend_from_slice(h.as_bytes());
-                want = (l, id.level + 1);
-            }
-            _ => {
-                return Err(StoreError::BadGroup(format!(
-                    "Merkle node (level {}, index {}) is not the next node the group's leaves {first_leaf}..{end} complete",
-                    id.level, id.index
-                )))
-            }
-        }
-    }
-    if leaves > 0 && out.len() as u64 != 32 * (nodes_before(end) - nodes_before(first_leaf)) {
-        return Err(StoreError::BadGroup(format!(
-            "the group holds {} Merkle nodes; its leaves {first_leaf}..{end} complete {}",
-            nodes.len(),
-            nodes_before(end) - nodes_before(first_leaf)
-        )));
-    }
-    Ok(out)
-}
-
-fn encode_entry(e: &LogEntry, out: &mut Vec<u8>) {
+/// One record: header, the leaf's nodes, the JCS bytes.
+fn encode_record(e: &LogEntry, nodes: &[u8], out: &mut Vec<u8>) {
+    let n = u32::try_from(e.event.len())
+        .expect("invariant: a commit group holds at most 256 KiB of event bytes");
+    let k = u8::try_from(nodes.len() / 32).expect("invariant: a leaf completes at most 64 nodes");
+    out.extend_from_slice(&n.to_be_bytes());
+    out.push(k);
     out.extend_from_slice(&e.integrated_at.unix().to_be_bytes());
     out.extend_from_slice(e.hash.as_bytes());
+    out.extend_from_slice(nodes);
     out.extend_from_slice(&e.event);
 }
 
-fn decode_entry(index: u64, v: &[u8]) -> Result<LogEntry, StoreError> {
-    let loc = format!("log entry {index}");
-    let corrupt = |d: &str| StoreError::Corrupt {
-        location: loc.clone(),
-        detail: d.into(),
+/// A record's header: the JCS length and the node count, checked against leaf `index`.
+fn record_size(index: u64, header: &[u8]) -> Result<(u64, u64), StoreError> {
+    let n = u32::from_be_bytes(header[..4].try_into().expect("invariant: 4 bytes"));
+    let k = u64::from(header[4]);
+    if k != nodes_of_leaf(index) {
+        return Err(StoreError::Corrupt {
+            location: format!("log entry {index}"),
+            detail: format!(
+                "the record carries {k} Merkle nodes, but leaf {index} completes {}",
+                nodes_of_leaf(index)
+            ),
+        });
+    }
+    Ok((HEADER as u64 + 32 * k + u64::from(n), k))
+}
+
+fn decode_record(index: u64, v: &[u8]) -> Result<LogEntry, StoreError> {
+    let corrupt = |d: String| StoreError::Corrupt {
+        location: format!("log entry {index}"),
+        detail: d,
     };
-    let (Some(secs), Some(hash)) = (v.get(..8), v.get(8..40)) else {
-        return Err(corrupt("entry shorter than its 40-byte header"));
-    };
-    let secs = i64::from_be_bytes(secs.try_into().map_err(|_| corrupt("bad time"))?);
-    let integrated_at = Timestamp::from_unix(secs).map_err(|e| corrupt(&e.to_string()))?;
+    let header = v
+        .get(..HEADER)
+        .ok_or_else(|| corrupt(format!("record shorter than its {HEADER}-byte header")))?;
+    let (size, k) = record_size(index, header)?;
+    if size != v.len() as u64 {
+        return Err(corrupt(format!(
+            "the record's header says {size} bytes, its end in log-ends {}",
+            v.len()
+        )));
+    }
+    let secs = i64::from_be_bytes(header[5..13].try_into().expect("invariant: 8 bytes"));
+    let integrated_at = Timestamp::from_unix(secs).map_err(|e| corrupt(e.to_string()))?;
+    let hash: [u8; 32] = header[13..45].try_into().expect("invariant: 32 bytes");
     Ok(LogEntry {
         index: LogIndex::new(index),
         integrated_at,
-        hash: EventHash::from_bytes(hash.try_into().map_err(|_| corrupt("bad hash"))?),
-        event: v[40..].to_vec(),
+        hash: EventHash::from_bytes(hash),
+        event: v[HEADER + 32 * k as usize..].to_vec(),
     })
+}
+
+fn be_u64s(b: &[u8]) -> Vec<u64> {
+    b.chunks_exact(8)
+        .map(|c| u64::from_be_bytes(c.try_into().expect("invariant: 8-byte chunk")))
+        .collect()
 }
 
 pub struct LogFiles {
@@ -120,12 +120,26 @@ pub struct LogFiles {
     ends: File,
     nodes: File,
     dir: PathBuf,
+    /// Entries and entry bytes appended since the derived indexes were last synced.
+    unsynced: (AtomicU64, AtomicU64),
+    /// When to sync them: entries, bytes.
+    sync_every: (u64, u64),
 }
 
 impl LogFiles {
-    /// Opens (creating if needed) the files for a log that sled says holds `len` entries,
-    /// cutting off what a commit that was never acknowledged left past them.
-    pub fn open(dir: &Path, len: u64) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the files for a log that sled says holds `len` entries, of
+    /// which the first `indexed` have durable indexes: cuts off what a commit that was never
+    /// acknowledged left past `len`, and rebuilds the indexes of entries `indexed..len`.
+    pub fn open(dir: &Path, len: u64, indexed: u64) -> Result<Self, StoreError> {
+        Self::open_with(dir, len, indexed, (INDEX_SYNC_EVENTS, INDEX_SYNC_BYTES))
+    }
+
+    fn open_with(
+        dir: &Path,
+        len: u64,
+        indexed: u64,
+        sync_every: (u64, u64),
+    ) -> Result<Self, StoreError> {
         let open = |name: &str| {
             std::fs::OpenOptions::new()
                 .read(true)
@@ -136,47 +150,114 @@ impl LogFiles {
                 .map_err(|e| StoreError::Io(format!("{}: {e}", dir.join(name).display())))
         };
         let files = Self {
-            entries: open(FILES[0])?,
-            ends: open(FILES[1])?,
-            nodes: open(FILES[2])?,
+            entries: open(ENTRIES)?,
+            ends: open(ENDS)?,
+            nodes: open(NODES)?,
             dir: dir.to_path_buf(),
+            unsynced: (AtomicU64::new(0), AtomicU64::new(0)),
+            sync_every,
         };
         // The new files' directory entries must be durable before anything is acknowledged.
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
-        files.fit(&files.ends, FILES[1], 8 * len, len)?;
-        files.fit(&files.nodes, FILES[2], 32 * nodes_before(len), len)?;
-        let data_end = match len.checked_sub(1) {
-            None => 0,
-            Some(last) => files.end_of(last, len)?,
-        };
-        files.fit(&files.entries, FILES[0], data_end, len)?;
+        if indexed > len {
+            return Err(files.corrupt(
+                ENDS,
+                format!("sled says {indexed} entries are indexed, but the log holds {len}"),
+            ));
+        }
+        files.require(&files.ends, ENDS, 8 * indexed, len)?;
+        files.require(&files.nodes, NODES, 32 * nodes_before(indexed), len)?;
+        files.rebuild(indexed, len)?;
         Ok(files)
     }
 
-    /// Cuts `f` back to `want` bytes, or refuses a file shorter than that.
-    fn fit(&self, f: &File, name: &str, want: u64, len: u64) -> Result<(), StoreError> {
-        let have = self.size(f, name)?;
-        if have < want {
-            return Err(StoreError::Corrupt {
-                location: self.dir.join(name).display().to_string(),
-                detail: format!(
-                    "the file holds {have} bytes, but the {len} events in sled's index need {want}: synced log data was lost"
-                ),
-            });
+    /// Rebuilds the indexes of entries `from..len` by reading their records, then cuts all
+    /// three files to the log's length and syncs them.
+    fn rebuild(&self, from: u64, len: u64) -> Result<(), StoreError> {
+        let mut at = self.start_of(from, from)?;
+        let size = self.size(&self.entries, ENTRIES)?;
+        let (mut ends, mut nodes) = (Vec::new(), Vec::new());
+        for i in from..len {
+            let lost = |at: u64| {
+                self.corrupt(
+                    ENTRIES,
+                    format!(
+                        "the file holds {size} bytes and ends inside entry {i} (at {at}), but sled's index holds {len} entries: synced log data was lost"
+                    ),
+                )
+            };
+            if at + HEADER as u64 > size {
+                return Err(lost(at));
+            }
+            let header = self.read(&self.entries, ENTRIES, at, HEADER as u64)?;
+            let (record, k) = record_size(i, &header)?;
+            if at + record > size {
+                return Err(lost(at));
+            }
+            nodes.extend(self.read(&self.entries, ENTRIES, at + HEADER as u64, 32 * k)?);
+            at += record;
+            ends.extend_from_slice(&at.to_be_bytes());
         }
-        if have > want {
+        // Rebuilt, synced below, but not yet recorded as indexed in sled: the next commit
+        // that brings the count over a bound records it.
+        self.unsynced.0.store(len - from, Ordering::Relaxed);
+        self.unsynced
+            .1
+            .store(at - self.start_of(from, from)?, Ordering::Relaxed);
+        if from < len {
             tracing::info!(
-                file = name,
-                bytes = have - want,
-                "cutting off the tail of a commit that was never acknowledged"
+                entries = len - from,
+                "rebuilt the log's indexes past their last durable point"
             );
-            f.set_len(want)
+        }
+        for (f, name, pos, bytes, total) in [
+            (&self.ends, ENDS, 8 * from, &ends, 8 * len),
+            (
+                &self.nodes,
+                NODES,
+                32 * nodes_before(from),
+                &nodes,
+                32 * nodes_before(len),
+            ),
+            (&self.entries, ENTRIES, at, &Vec::new(), at),
+        ] {
+            let have = self.size(f, name)?;
+            if have > total {
+                tracing::info!(
+                    file = name,
+                    bytes = have - total,
+                    "cutting off the tail of a commit that was never acknowledged"
+                );
+            }
+            f.write_all_at(bytes, pos)
+                .and_then(|()| f.set_len(total))
                 .and_then(|()| f.sync_all())
                 .map_err(|e| self.io(name, e))?;
         }
         Ok(())
+    }
+
+    /// Refuses a file shorter than `want` bytes: its durable part was lost.
+    fn require(&self, f: &File, name: &str, want: u64, len: u64) -> Result<(), StoreError> {
+        let have = self.size(f, name)?;
+        if have < want {
+            return Err(self.corrupt(
+                name,
+                format!(
+                    "the file holds {have} bytes, but the {len} events in sled's index need {want}: synced log data was lost"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, name: &str, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            location: self.dir.join(name).display().to_string(),
+            detail,
+        }
     }
 
     fn io(&self, name: &str, e: std::io::Error) -> StoreError {
@@ -188,17 +269,16 @@ impl LogFiles {
     }
 
     fn read(&self, f: &File, name: &str, at: u64, len: u64) -> Result<Vec<u8>, StoreError> {
-        let n = usize::try_from(len).map_err(|_| StoreError::Corrupt {
-            location: self.dir.join(name).display().to_string(),
-            detail: format!("a read of {len} bytes does not fit in memory"),
+        let n = usize::try_from(len).map_err(|_| {
+            self.corrupt(
+                name,
+                format!("a read of {len} bytes does not fit in memory"),
+            )
         })?;
         let mut buf = vec![0; n];
         f.read_exact_at(&mut buf, at).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                StoreError::Corrupt {
-                    location: self.dir.join(name).display().to_string(),
-                    detail: format!("bytes {at}..{} are missing", at + len),
-                }
+                self.corrupt(name, format!("bytes {at}..{} are missing", at + len))
             } else {
                 self.io(name, e)
             }
@@ -206,19 +286,12 @@ impl LogFiles {
         Ok(buf)
     }
 
-    /// The ends of entries `start..end`.
-    fn ends(&self, start: u64, end: u64) -> Result<Vec<u64>, StoreError> {
-        let b = self.read(&self.ends, FILES[1], 8 * start, 8 * (end - start))?;
-        Ok(b.chunks_exact(8)
-            .map(|c| u64::from_be_bytes(c.try_into().expect("invariant: 8-byte chunk")))
-            .collect())
-    }
-
-    fn end_of(&self, i: u64, len: u64) -> Result<u64, StoreError> {
-        if i >= len {
-            return Ok(0);
+    /// Where entry `i` of a log holding `len` starts: the end of entry `i − 1`.
+    fn start_of(&self, i: u64, len: u64) -> Result<u64, StoreError> {
+        match i.checked_sub(1) {
+            Some(p) if p < len => Ok(be_u64s(&self.read(&self.ends, ENDS, 8 * p, 8)?)[0]),
+            _ => Ok(0),
         }
-        Ok(self.ends(i, i + 1)?[0])
     }
 
     /// Entries `start..end` of a log holding `len` (fewer if it is shorter), in order.
@@ -227,25 +300,18 @@ impl LogFiles {
         if start >= end {
             return Ok(Vec::new());
         }
-        let from = match start.checked_sub(1) {
-            None => 0,
-            Some(p) => self.end_of(p, len)?,
-        };
-        let ends = self.ends(start, end)?;
+        let from = self.start_of(start, len)?;
+        let ends = be_u64s(&self.read(&self.ends, ENDS, 8 * start, 8 * (end - start))?);
         let to = *ends
             .last()
             .expect("invariant: start < end, so one end was read");
-        let bad = |d: String| StoreError::Corrupt {
-            location: self.dir.join(FILES[1]).display().to_string(),
-            detail: d,
-        };
-        let data = self.read(
-            &self.entries,
-            FILES[0],
-            from,
-            to.checked_sub(from)
-                .ok_or_else(|| bad(format!("entry {start} starts past entry {}'s end", end - 1)))?,
-        )?;
+        let bytes = to.checked_sub(from).ok_or_else(|| {
+            self.corrupt(
+                ENDS,
+                format!("entry {start} starts past entry {}'s end", end - 1),
+            )
+        })?;
+        let data = self.read(&self.entries, ENTRIES, from, bytes)?;
         let mut out = Vec::with_capacity(ends.len());
         let mut at = from;
         for (k, e) in ends.into_iter().enumerate() {
@@ -254,11 +320,12 @@ impl LogFiles {
                 .checked_sub(at)
                 .and_then(|n| data.get((at - from) as usize..(at - from + n) as usize))
                 .ok_or_else(|| {
-                    bad(format!(
-                        "the end of entry {i} ({e}) precedes its start ({at})"
-                    ))
+                    self.corrupt(
+                        ENDS,
+                        format!("the end of entry {i} ({e}) precedes its start ({at})"),
+                    )
                 })?;
-            out.push(decode_entry(i, slice)?);
+            out.push(decode_record(i, slice)?);
             at = e;
         }
         Ok(out)
@@ -272,7 +339,7 @@ impl LogFiles {
                     return Ok(None);
                 };
                 let at = 32 * (nodes_before(leaf) + u64::from(id.level));
-                let b = self.read(&self.nodes, FILES[2], at, 32)?;
+                let b = self.read(&self.nodes, NODES, at, 32)?;
                 Ok(Some(TreeHash::from_bytes(
                     b.try_into().expect("invariant: read 32 bytes"),
                 )))
@@ -280,43 +347,80 @@ impl LogFiles {
             .collect()
     }
 
-    /// Appends a group to a log of `len` entries and syncs it: `events` must be entries
-    /// `len..`, `nodes` what [`pack_nodes`] made of theirs.
-    pub fn append(&self, len: u64, events: &[Committed], nodes: &[u8]) -> Result<(), StoreError> {
-        let start = match len.checked_sub(1) {
-            None => 0,
-            Some(last) => self.end_of(last, len)?,
-        };
-        let mut data = Vec::with_capacity(events.iter().map(|c| 40 + c.entry.event.len()).sum());
+    /// Appends a group to a log of `len` entries: `events` must be entries `len..`, `nodes`
+    /// what `tree_nodes::pack_nodes` made of theirs. `log-entries` is synced; the indexes
+    /// are synced too when due, and then the new length is returned, for sled's `mindexed`.
+    pub fn append(
+        &self,
+        len: u64,
+        events: &[Committed],
+        nodes: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
+        let start = self.start_of(len, len)?;
+        let mut data = Vec::with_capacity(
+            events
+                .iter()
+                .map(|c| HEADER + c.entry.event.len())
+                .sum::<usize>()
+                + nodes.len(),
+        );
         let mut ends = Vec::with_capacity(8 * events.len());
-        for c in events {
-            encode_entry(&c.entry, &mut data);
+        let mut rest = nodes;
+        for (k, c) in events.iter().enumerate() {
+            let n = 32 * nodes_of_leaf(len + k as u64) as usize;
+            let (mine, later) = rest.split_at_checked(n).ok_or_else(|| {
+                StoreError::BadGroup(format!(
+                    "the group lacks the Merkle nodes of leaf {}",
+                    len + k as u64
+                ))
+            })?;
+            encode_record(&c.entry, mine, &mut data);
             ends.extend_from_slice(&(start + data.len() as u64).to_be_bytes());
+            rest = later;
         }
-        for (f, name, at, bytes) in [
-            (&self.entries, FILES[0], start, data.as_slice()),
-            (&self.ends, FILES[1], 8 * len, ends.as_slice()),
-            (&self.nodes, FILES[2], 32 * nodes_before(len), nodes),
-        ] {
-            if !bytes.is_empty() {
-                f.write_all_at(bytes, at)
-                    .and_then(|()| f.sync_data())
-                    .map_err(|e| self.io(name, e))?;
-            }
+        if events.is_empty() {
+            return Ok(None);
         }
-        Ok(())
+        self.entries
+            .write_all_at(&data, start)
+            .and_then(|()| self.entries.sync_data())
+            .map_err(|e| self.io(ENTRIES, e))?;
+        self.ends
+            .write_all_at(&ends, 8 * len)
+            .map_err(|e| self.io(ENDS, e))?;
+        self.nodes
+            .write_all_at(nodes, 32 * nodes_before(len))
+            .map_err(|e| self.io(NODES, e))?;
+        let n = self
+            .unsynced
+            .0
+            .fetch_add(events.len() as u64, Ordering::Relaxed)
+            + events.len() as u64;
+        let b = self
+            .unsynced
+            .1
+            .fetch_add(data.len() as u64, Ordering::Relaxed)
+            + data.len() as u64;
+        if n < self.sync_every.0 && b < self.sync_every.1 {
+            return Ok(None);
+        }
+        self.ends.sync_data().map_err(|e| self.io(ENDS, e))?;
+        self.nodes.sync_data().map_err(|e| self.io(NODES, e))?;
+        self.unsynced.0.store(0, Ordering::Relaxed);
+        self.unsynced.1.store(0, Ordering::Relaxed);
+        Ok(Some(len + events.len() as u64))
     }
 
-    /// Entries and leaves whose nodes the files hold, counted from the files' sizes (not
-    /// from sled's length): for the audit's cross-check.
+    /// Entries and leaves whose nodes the index files hold, from the files' sizes (not from
+    /// sled's length): for the audit's cross-check.
     pub fn counts(&self) -> Result<(u64, u64), StoreError> {
-        let events = self.size(&self.ends, FILES[1])? / 8;
-        let node_bytes = self.size(&self.nodes, FILES[2])? / 32;
+        let events = self.size(&self.ends, ENDS)? / 8;
+        let node_count = self.size(&self.nodes, NODES)? / 32;
         // The largest n whose nodes all fit: nodes_before is increasing.
-        let (mut lo, mut hi) = (0u64, node_bytes);
+        let (mut lo, mut hi) = (0u64, node_count);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            if nodes_before(mid) <= node_bytes {
+            if nodes_before(mid) <= node_count {
                 lo = mid;
             } else {
                 hi = mid - 1;
@@ -330,63 +434,130 @@ impl LogFiles {
 mod tests {
     use super::*;
     use crate::core::merkle::{leaf_hash, Frontier};
+    use crate::store::tree_nodes::pack_nodes;
 
-    fn nodes_of(n: u64) -> Vec<Vec<(NodeId, TreeHash)>> {
-        let mut f = Frontier::default();
-        (0..n)
-            .map(|i| f.push(leaf_hash(&i.to_be_bytes())))
+    /// Appends `n` entries in groups of 3 from `f`'s size; returns what each append said.
+    fn append(files: &LogFiles, f: &mut Frontier, n: u64) -> Vec<Option<u64>> {
+        let mut said = vec![];
+        let end = f.size() + n;
+        while f.size() < end {
+            let len = f.size();
+            let (mut events, mut nodes) = (vec![], vec![]);
+            while f.size() < end && events.len() < 3 {
+                let i = f.size();
+                let event = format!("{{\"n\":{i}}}").into_bytes();
+                nodes.extend(f.push(leaf_hash(&event)));
+                events.push(Committed {
+                    entry: LogEntry {
+                        index: LogIndex::new(i),
+                        integrated_at: Timestamp::clamped(1_700_000_000 + i as i64),
+                        hash: EventHash::from_bytes([i as u8; 32]),
+                        event,
+                    },
+                    delta: Default::default(),
+                });
+            }
+            let packed = pack_nodes(len, events.len() as u64, &nodes).expect("pack");
+            said.push(files.append(len, &events, &packed).expect("append"));
+        }
+        said
+    }
+
+    fn all_nodes(f: &Frontier) -> Vec<NodeId> {
+        (0..=f.size().ilog2() as u8)
+            .flat_map(|level| (0..f.size() >> level).map(move |index| NodeId { level, index }))
             .collect()
     }
 
     #[test]
-    fn leaf_n_starts_after_the_nodes_of_the_leaves_before_it() {
-        let per_leaf = nodes_of(300);
-        let mut count = 0u64;
-        for (n, made) in per_leaf.iter().enumerate() {
-            assert_eq!(nodes_before(n as u64), count, "leaf {n}");
-            count += made.len() as u64;
+    fn indexes_are_synced_when_due_and_rebuilt_past_their_durable_point() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = LogFiles::open_with(dir.path(), 0, 0, (10, u64::MAX)).expect("open");
+        let mut f = Frontier::default();
+        let said = append(&files, &mut f, 25);
+        let synced: Vec<u64> = said.iter().flatten().copied().collect();
+        assert_eq!(synced, vec![12, 24], "synced after 10 or more entries");
+        let entries = files.entries(0, 25, 25).expect("entries");
+        let ids = all_nodes(&f);
+        let nodes = files.nodes(&ids, 25).expect("nodes");
+        assert!(nodes.iter().all(Option::is_some));
+        drop(files);
+
+        // A power loss took the indexes' tail past entry 24: log-ends lost its last entry,
+        // log-nodes its last nodes, and what remains of them past the point is garbage.
+        let ends = dir.path().join(ENDS);
+        let mut e = std::fs::read(&ends).expect("read");
+        e.truncate(8 * 24 + 3);
+        std::fs::write(&ends, e).expect("write");
+        let nodes_file = dir.path().join(NODES);
+        let mut n = std::fs::read(&nodes_file).expect("read");
+        let durable = 32 * nodes_before(24) as usize;
+        n.truncate(durable + 7);
+        n[durable..].fill(0xee);
+        std::fs::write(&nodes_file, n).expect("write");
+        let files = LogFiles::open(dir.path(), 25, 24).expect("reopen rebuilds");
+        assert_eq!(files.entries(0, 25, 25).expect("entries"), entries);
+        assert_eq!(files.nodes(&ids, 25).expect("nodes"), nodes);
+        assert_eq!(files.counts().expect("counts"), (25, 25));
+        drop(files);
+
+        // The durable part itself cut short: refused.
+        let e = std::fs::read(&ends).expect("read");
+        std::fs::write(&ends, &e[..8 * 24 - 1]).expect("write");
+        match LogFiles::open(dir.path(), 25, 24) {
+            Err(StoreError::Corrupt { location, detail }) => {
+                assert!(location.ends_with(ENDS), "{location}");
+                assert!(detail.contains("lost"), "{detail}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("opened without its durable index"),
+        }
+        std::fs::write(&ends, &e).expect("restore");
+        assert!(LogFiles::open(dir.path(), 25, 26).is_err(), "indexed > len");
+    }
+
+    #[test]
+    fn a_record_with_the_wrong_node_count_is_refused_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = LogFiles::open(dir.path(), 0, 0).expect("open");
+        append(&files, &mut Frontier::default(), 4);
+        drop(files);
+        // Entry 1's record: leaf 1 completes two nodes; say one.
+        let path = dir.path().join(ENTRIES);
+        let mut b = std::fs::read(&path).expect("read");
+        let first = HEADER + 32 + usize::from(b[3]);
+        assert_eq!(b[first + 4], 2);
+        b[first + 4] = 1;
+        std::fs::write(&path, b).expect("write");
+        match LogFiles::open(dir.path(), 4, 0) {
+            Err(StoreError::Corrupt { location, detail }) => {
+                assert_eq!(location, "log entry 1");
+                assert!(detail.contains("leaf 1 completes 2"), "{detail}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("opened with a damaged record"),
         }
     }
 
     #[test]
-    fn a_group_must_carry_exactly_the_nodes_its_leaves_complete() {
-        let per_leaf = nodes_of(40);
-        let group: Vec<_> = per_leaf[10..20].iter().flatten().copied().collect();
-        let packed = pack_nodes(10, 10, &group).expect("the group's own nodes");
-        assert_eq!(packed.len(), 32 * group.len());
-        assert!(pack_nodes(10, 9, &group).is_err(), "a leaf too many");
-        assert!(
-            pack_nodes(10, 11, &group).is_err(),
-            "a leaf's nodes missing"
-        );
-        assert!(pack_nodes(11, 10, &group).is_err(), "shifted by one leaf");
-        let mut dropped = group.clone();
-        dropped.remove(3);
-        assert!(pack_nodes(10, 10, &dropped).is_err(), "a node missing");
-        let mut swapped = group.clone();
-        swapped.swap(1, 2);
-        assert!(pack_nodes(10, 10, &swapped).is_err(), "out of order");
-        assert!(pack_nodes(10, 0, &[]).is_ok(), "no events, no nodes");
-        assert!(
-            pack_nodes(0, 1, &[]).is_err(),
-            "an event without its leaf node"
-        );
-    }
-
-    #[test]
-    fn counts_follow_the_file_sizes() {
+    fn an_unacknowledged_tail_is_cut_off() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let files = LogFiles::open(dir.path(), 0).expect("open");
-        let per_leaf = nodes_of(37);
-        let all: Vec<_> = per_leaf.iter().flatten().copied().collect();
-        files
-            .nodes
-            .write_all_at(&pack_nodes(0, 37, &all).expect("pack"), 0)
-            .expect("write");
-        assert_eq!(files.counts().expect("counts"), (0, 37));
-        let ids: Vec<NodeId> = all.iter().map(|(id, _)| *id).collect();
-        let want: Vec<_> = all.iter().map(|(_, h)| Some(*h)).collect();
-        assert_eq!(files.nodes(&ids, 37).expect("read"), want);
-        assert_eq!(files.nodes(&ids[..1], 0).expect("read"), vec![None]);
+        let files = LogFiles::open(dir.path(), 0, 0).expect("open");
+        let mut f = Frontier::default();
+        append(&files, &mut f, 7);
+        let entries = files.entries(0, 7, 7).expect("entries");
+        let sizes: Vec<u64> = FILES
+            .iter()
+            .map(|n| std::fs::metadata(dir.path().join(n)).expect("file").len())
+            .collect();
+        append(&files, &mut f, 3);
+        drop(files);
+        // sled never recorded entries 7..10.
+        let files = LogFiles::open(dir.path(), 7, 0).expect("reopen");
+        for (n, size) in FILES.iter().zip(&sizes) {
+            let now = std::fs::metadata(dir.path().join(n)).expect("file").len();
+            assert_eq!(now, *size, "{n}");
+        }
+        assert_eq!(files.entries(0, 10, 7).expect("entries"), entries);
     }
 }

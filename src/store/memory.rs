@@ -204,7 +204,7 @@ impl Store for MemoryStore {
                 });
             }
         }
-        super::log_files::pack_nodes(len, batch.len() as u64, &group.nodes)?;
+        super::tree_nodes::pack_nodes(len, batch.len() as u64, &group.nodes)?;
         for c in batch {
             g.hashes.insert(c.entry.hash, c.entry.index);
             g.state.apply(c.entry.index, &c.delta);

@@ -21,6 +21,7 @@ use crate::core::values::Timestamp;
 mod log_files;
 pub mod memory;
 pub mod sled_store;
+mod tree_nodes;
 pub mod watermark;
 
 pub use memory::MemoryStore;

@@ -6,7 +6,7 @@
 //! Key layout (all integers big-endian):
 //! | prefix | key                            | value                                   |
 //! |--------|--------------------------------|-----------------------------------------|
-//! | `m`    | `layout`, `name`, `logkey`, `len`, `operator` | layout number, ledger name, log key, u64 event count, party id |
+//! | `m`    | `layout`, `name`, `logkey`, `len`, `indexed`, `operator` | layout number, ledger name, log key, u64 event count, u64 events whose log-file indexes are durable, party id |
 //! | `h`    | 32-byte event hash             | u64 log index                           |
 //! | `p`    | party id                       | PartyRecord (JSON)                      |
 //! | `n`    | handle                         | party id                                |
@@ -26,7 +26,8 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::log_files::{self, LogFiles};
+use super::log_files::LogFiles;
+use super::tree_nodes;
 use super::watermark::{Mark, Watermark};
 use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
@@ -190,7 +191,11 @@ impl SledStore {
             None => 0,
             Some(v) => u64_of(&v, "event count")?,
         };
-        let files = LogFiles::open(dir, len)?;
+        let indexed = match tree.get(b"mindexed").map_err(io)? {
+            None => 0,
+            Some(v) => u64_of(&v, "indexed event count")?,
+        };
+        let files = LogFiles::open(dir, len, indexed)?;
         let (watermark, acknowledged) = Watermark::open(dir)?;
         let store = Self {
             db,
@@ -575,7 +580,7 @@ impl Store for SledStore {
                 });
             }
         }
-        let nodes = log_files::pack_nodes(len, batch.len() as u64, &group.nodes)?;
+        let nodes = tree_nodes::pack_nodes(len, batch.len() as u64, &group.nodes)?;
         let mut b = sled::Batch::default();
         // Each unit the group touches: its latest record (JSON) and its chain, written once.
         let mut touched: std::collections::BTreeMap<UnitId, (Option<Vec<u8>>, Vec<u64>)> =
@@ -658,7 +663,9 @@ impl Store for SledStore {
             );
         }
         // The log files first, synced: sled's new length must never point past them.
-        self.files.append(len, batch, &nodes)?;
+        if let Some(indexed) = self.files.append(len, batch, &nodes)? {
+            b.insert(b"mindexed".as_slice(), &indexed.to_be_bytes());
+        }
         self.tree.apply_batch(b).map_err(io)?;
         self.db.flush().map_err(io)?;
         if let Some(last) = batch.last() {
