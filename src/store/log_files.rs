@@ -26,8 +26,10 @@
 //! Durability order (see `SledStore::commit`): a group's records are written here and
 //! `fdatasync`ed first; then sled's batch, which carries the new length (`mlen`), is applied
 //! and flushed. Sled's length is therefore the truth: records past it belong to a group that
-//! was never acknowledged, and are cut off at the next open; a `log-entries` shorter than it
-//! means the file system lost synced data, and the store refuses to open.
+//! was never acknowledged, and are ignored and overwritten (never cut off: should sled itself
+//! lose acknowledged events, which the watermark detects, their records survive here); a
+//! `log-entries` shorter than it means the file system lost synced data, and the store
+//! refuses to open.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -173,8 +175,10 @@ impl LogFiles {
         Ok(files)
     }
 
-    /// Rebuilds the indexes of entries `from..len` by reading their records, then cuts all
-    /// three files to the log's length and syncs them.
+    /// Rebuilds the indexes of entries `from..len` by reading their records, cuts them to
+    /// the log's length and syncs them. `log-entries` itself is never cut: records past the
+    /// log's end are ignored and overwritten by the next commit, and if sled lost
+    /// acknowledged events (the watermark says so at open), they are still there.
     fn rebuild(&self, from: u64, len: u64) -> Result<(), StoreError> {
         let mut at = self.start_of(from, from)?;
         let size = self.size(&self.entries, ENTRIES)?;
@@ -212,6 +216,12 @@ impl LogFiles {
                 "rebuilt the log's indexes past their last durable point"
             );
         }
+        if size > at {
+            tracing::info!(
+                bytes = size - at,
+                "log-entries holds bytes past the log's end (a commit that never returned, or events sled lost); ignored, and overwritten by the next commit"
+            );
+        }
         for (f, name, pos, bytes, total) in [
             (&self.ends, ENDS, 8 * from, &ends, 8 * len),
             (
@@ -221,16 +231,7 @@ impl LogFiles {
                 &nodes,
                 32 * nodes_before(len),
             ),
-            (&self.entries, ENTRIES, at, &Vec::new(), at),
         ] {
-            let have = self.size(f, name)?;
-            if have > total {
-                tracing::info!(
-                    file = name,
-                    bytes = have - total,
-                    "cutting off the tail of a commit that was never acknowledged"
-                );
-            }
             f.write_all_at(bytes, pos)
                 .and_then(|()| f.set_len(total))
                 .and_then(|()| f.sync_all())
@@ -437,7 +438,7 @@ mod tests {
     use crate::store::tree_nodes::pack_nodes;
 
     /// Appends `n` entries in groups of 3 from `f`'s size; returns what each append said.
-    fn append(files: &LogFiles, f: &mut Frontier, n: u64) -> Vec<Option<u64>> {
+    fn append(files: &LogFiles, f: &mut Frontier, n: u64, tag: &str) -> Vec<Option<u64>> {
         let mut said = vec![];
         let end = f.size() + n;
         while f.size() < end {
@@ -445,7 +446,7 @@ mod tests {
             let (mut events, mut nodes) = (vec![], vec![]);
             while f.size() < end && events.len() < 3 {
                 let i = f.size();
-                let event = format!("{{\"n\":{i}}}").into_bytes();
+                let event = format!("{{\"n\":{i},\"t\":\"{tag}\"}}").into_bytes();
                 nodes.extend(f.push(leaf_hash(&event)));
                 events.push(Committed {
                     entry: LogEntry {
@@ -474,7 +475,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = LogFiles::open_with(dir.path(), 0, 0, (10, u64::MAX)).expect("open");
         let mut f = Frontier::default();
-        let said = append(&files, &mut f, 25);
+        let said = append(&files, &mut f, 25, "a");
         let synced: Vec<u64> = said.iter().flatten().copied().collect();
         assert_eq!(synced, vec![12, 24], "synced after 10 or more entries");
         let entries = files.entries(0, 25, 25).expect("entries");
@@ -520,7 +521,7 @@ mod tests {
     fn a_record_with_the_wrong_node_count_is_refused_at_open() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = LogFiles::open(dir.path(), 0, 0).expect("open");
-        append(&files, &mut Frontier::default(), 4);
+        append(&files, &mut Frontier::default(), 4, "a");
         drop(files);
         // Entry 1's record: leaf 1 completes two nodes; say one.
         let path = dir.path().join(ENTRIES);
@@ -540,24 +541,37 @@ mod tests {
     }
 
     #[test]
-    fn an_unacknowledged_tail_is_cut_off() {
+    fn an_unacknowledged_tail_is_ignored_and_overwritten() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = LogFiles::open(dir.path(), 0, 0).expect("open");
         let mut f = Frontier::default();
-        append(&files, &mut f, 7);
+        append(&files, &mut f, 7, "a");
         let entries = files.entries(0, 7, 7).expect("entries");
         let sizes: Vec<u64> = FILES
             .iter()
             .map(|n| std::fs::metadata(dir.path().join(n)).expect("file").len())
             .collect();
-        append(&files, &mut f, 3);
+        append(&files, &mut f, 3, "a");
         drop(files);
-        // sled never recorded entries 7..10.
+        // sled never recorded entries 7..10: the indexes are cut back, the records kept.
         let files = LogFiles::open(dir.path(), 7, 0).expect("reopen");
-        for (n, size) in FILES.iter().zip(&sizes) {
-            let now = std::fs::metadata(dir.path().join(n)).expect("file").len();
-            assert_eq!(now, *size, "{n}");
-        }
+        let now = |n: &str| std::fs::metadata(dir.path().join(n)).expect("file").len();
+        assert_eq!((now(ENDS), now(NODES)), (sizes[1], sizes[2]));
+        assert!(now(ENTRIES) > sizes[0], "log-entries is never cut");
         assert_eq!(files.entries(0, 10, 7).expect("entries"), entries);
+        assert_eq!(files.counts().expect("counts"), (7, 7));
+        // The next commit writes over them (other events, other sizes), and reads see only
+        // what it wrote.
+        let mut alt = Frontier::default();
+        for e in &entries {
+            alt.push(leaf_hash(&e.event));
+        }
+        append(&files, &mut alt, 2, "the next commit");
+        let read = files.entries(0, 9, 9).expect("entries");
+        assert_eq!(&read[..7], &entries[..]);
+        assert_eq!(read[8].event, br#"{"n":8,"t":"the next commit"}"#.to_vec());
+        drop(files);
+        let files = LogFiles::open(dir.path(), 9, 0).expect("reopen");
+        assert_eq!(files.entries(0, 9, 9).expect("entries"), read);
     }
 }
