@@ -180,7 +180,8 @@ impl LogFiles {
     /// log's end are ignored and overwritten by the next commit, and if sled lost
     /// acknowledged events (the watermark says so at open), they are still there.
     fn rebuild(&self, from: u64, len: u64) -> Result<(), StoreError> {
-        let mut at = self.start_of(from, from)?;
+        let begin = self.start_of(from, from)?;
+        let mut at = begin;
         let size = self.size(&self.entries, ENTRIES)?;
         let (mut ends, mut nodes) = (Vec::new(), Vec::new());
         for i in from..len {
@@ -207,9 +208,7 @@ impl LogFiles {
         // Rebuilt, synced below, but not yet recorded as indexed in sled: the next commit
         // that brings the count over a bound records it.
         self.unsynced.0.store(len - from, Ordering::Relaxed);
-        self.unsynced
-            .1
-            .store(at - self.start_of(from, from)?, Ordering::Relaxed);
+        self.unsynced.1.store(at - begin, Ordering::Relaxed);
         if from < len {
             tracing::info!(
                 entries = len - from,
@@ -301,8 +300,10 @@ impl LogFiles {
         if start >= end {
             return Ok(Vec::new());
         }
-        let from = self.start_of(start, len)?;
-        let ends = be_u64s(&self.read(&self.ends, ENDS, 8 * start, 8 * (end - start))?);
+        // One read of the ends: entry `start − 1`'s (where `start` begins) and `start..end`.
+        let first = start.saturating_sub(1);
+        let mut ends = be_u64s(&self.read(&self.ends, ENDS, 8 * first, 8 * (end - first))?);
+        let from = if start == 0 { 0 } else { ends.remove(0) };
         let to = *ends
             .last()
             .expect("invariant: start < end, so one end was read");
