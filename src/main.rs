@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use custody::cli::{self, Cli, Command, Format};
 
+/// mimalloc instead of glibc's malloc: sled and serde allocate per key and per field, and
+/// under glibc a quarter of the writer thread's time went to `malloc`/`free`
+/// (BENCHMARKS.md, fifth round).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
