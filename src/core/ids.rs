@@ -121,16 +121,19 @@ pub struct PublicKey([u8; 32]);
 
 impl PublicKey {
     pub fn from_bytes(b: [u8; 32]) -> Result<Self, FieldError> {
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&b)
-            .map_err(|_| invalid("public key", &B64.encode(b), "a valid ed25519 point"))?;
-        if vk.is_weak() {
-            return Err(invalid(
+        match decompressed(&b) {
+            Ok(_) => Ok(Self(b)),
+            Err(KeyFault::NotAPoint) => Err(invalid(
+                "public key",
+                &B64.encode(b),
+                "a valid ed25519 point",
+            )),
+            Err(KeyFault::Weak) => Err(invalid(
                 "public key",
                 &B64.encode(b),
                 "not a small-order (weak) ed25519 point",
-            ));
+            )),
         }
-        Ok(Self(b))
     }
     #[must_use]
     pub const fn as_bytes(&self) -> &[u8; 32] {
@@ -147,26 +150,42 @@ impl PublicKey {
     }
     #[must_use]
     pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
-        // Decompressing a point costs about a third of a signature check, and a ledger has
-        // few keys signing many events: remember the last few thousand per thread.
-        thread_local! {
-            static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> =
-                std::cell::RefCell::new(std::collections::HashMap::new());
-        }
-        KEYS.with(|keys| {
-            let mut keys = keys.borrow_mut();
-            if let Some(k) = keys.get(&self.0) {
-                return *k;
-            }
-            let k = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-                .expect("invariant: PublicKey is only constructed from bytes that decompress");
-            if keys.len() >= 4096 {
-                keys.clear();
-            }
-            keys.insert(self.0, k);
-            k
-        })
+        decompressed(&self.0).expect(
+            "invariant: PublicKey is only constructed from bytes that decompress to a strong point",
+        )
     }
+}
+
+#[derive(Debug)]
+enum KeyFault {
+    NotAPoint,
+    Weak,
+}
+
+/// The curve point of a key, or why it is refused. Decompressing costs about a third of a
+/// signature check, and a ledger has few keys signing many events (each event's keys are
+/// checked when it is parsed and again when it is verified): valid keys are remembered,
+/// a few thousand per thread.
+fn decompressed(b: &[u8; 32]) -> Result<ed25519_dalek::VerifyingKey, KeyFault> {
+    thread_local! {
+        static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    KEYS.with(|keys| {
+        if let Some(k) = keys.borrow().get(b) {
+            return Ok(*k);
+        }
+        let k = ed25519_dalek::VerifyingKey::from_bytes(b).map_err(|_| KeyFault::NotAPoint)?;
+        if k.is_weak() {
+            return Err(KeyFault::Weak);
+        }
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= 4096 {
+            keys.clear();
+        }
+        keys.insert(*b, k);
+        Ok(k)
+    })
 }
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -313,6 +332,32 @@ mod tests {
         let s = B64.encode(good.as_bytes());
         assert!(PublicKey::parse(&s).is_ok());
         assert!(PublicKey::parse(s.trim_end_matches('=')).is_err());
+    }
+
+    #[test]
+    fn public_key_refuses_non_points_every_time_and_caches_only_valid_keys() {
+        // The first y with no x on the curve.
+        let not_a_point = (2u8..)
+            .map(|y| {
+                let mut b = [0u8; 32];
+                b[0] = y;
+                b
+            })
+            .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+            .expect("some small y is not on the curve");
+        let mut ident = [0u8; 32];
+        ident[0] = 1;
+        for _ in 0..2 {
+            let e = PublicKey::from_bytes(not_a_point).expect_err("not a point");
+            assert!(e.to_string().contains("a valid ed25519 point"), "{e}");
+            let e = PublicKey::from_bytes(ident).expect_err("weak");
+            assert!(e.to_string().contains("weak"), "{e}");
+        }
+        let good = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]).verifying_key();
+        for _ in 0..2 {
+            let k = PublicKey::from_bytes(good.to_bytes()).expect("valid key");
+            assert_eq!(k.verifying_key(), good);
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub const EVENT_DOMAIN: &[u8] = b"custody:v1:event\0";
 #[derive(Clone, Debug)]
 pub struct SignedEvent {
     envelope: Envelope,
+    /// The envelope as a JSON value, when decoding already built it (verifying needs it).
+    value: Option<Value>,
 }
 
 /// An event whose every signature verified for one ledger. Appending requires this type.
@@ -91,13 +93,20 @@ impl SignedEvent {
                 detail: first_difference(&raw, &normal, ""),
             });
         }
-        Self::from_envelope(envelope)
+        shape::check(&envelope)?;
+        Ok(Self {
+            envelope,
+            value: Some(normal),
+        })
     }
 
     /// Shape-checks an envelope built in memory.
     pub fn from_envelope(envelope: Envelope) -> Result<Self, DecodeError> {
         shape::check(&envelope)?;
-        Ok(Self { envelope })
+        Ok(Self {
+            envelope,
+            value: None,
+        })
     }
 
     #[must_use]
@@ -111,8 +120,11 @@ impl SignedEvent {
         // input and the canonical bytes: an envelope has exactly the members `body` and
         // `signatures`, in that (UTF-16) order, so its JCS is `{"body":` ‖ JCS(body) ‖
         // `,"signatures":` ‖ JCS(signatures) ‖ `}` and the body's JCS is a slice of it.
-        let value = serde_json::to_value(&self.envelope)
-            .map_err(|e| SignatureError::Canonical(e.to_string()))?;
+        let value = match self.value {
+            Some(v) => v,
+            None => serde_json::to_value(&self.envelope)
+                .map_err(|e| SignatureError::Canonical(e.to_string()))?,
+        };
         let member = |name: &str| {
             value
                 .get(name)
