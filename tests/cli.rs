@@ -515,7 +515,7 @@ fn alerted(out: &Output, kind: &str) -> Value {
 }
 
 /// Opens the sled tree the way an attacker with file access would.
-fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+fn with_tree<T>(dir: &Path, f: impl FnOnce(&sled::Tree) -> T) -> T {
     // No background flusher (as `SledStore`): its thread would keep the directory locked for
     // a moment after this returns, and the next command could not open it.
     let db = sled::Config::new()
@@ -524,8 +524,9 @@ fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
         .open()
         .expect("sled opens");
     let t = db.open_tree("custody").expect("tree");
-    f(&t);
+    let out = f(&t);
     db.flush().expect("flush");
+    out
 }
 
 /// The log records of a data directory as stored (layout 3, `log-entries`: each a u32 JCS
@@ -652,7 +653,9 @@ fn verify_finds_swapped_events() {
     assert_eq!(f["index"], 4, "{f}");
 }
 
-/// A sled unit record (layout 2): its chain's log indexes and its JSON.
+/// A sled unit record (layout 4): its chain's log indexes and the record's binary form
+/// (`src/store/unit_codec.rs`: flags, manufacturer at 1..17, holder at 17..33, head, head
+/// time, registration, chain length at 81..85, ...).
 fn split_unit(v: &[u8]) -> (Vec<u64>, Vec<u8>) {
     let n = u32::from_be_bytes(v[..4].try_into().expect("4 bytes")) as usize;
     let chain = v[4..4 + 8 * n]
@@ -662,12 +665,12 @@ fn split_unit(v: &[u8]) -> (Vec<u64>, Vec<u8>) {
     (chain, v[4 + 8 * n..].to_vec())
 }
 
-fn join_unit(chain: &[u64], json: &[u8]) -> Vec<u8> {
+fn join_unit(chain: &[u64], record: &[u8]) -> Vec<u8> {
     let mut v = (chain.len() as u32).to_be_bytes().to_vec();
     for i in chain {
         v.extend_from_slice(&i.to_be_bytes());
     }
-    v.extend_from_slice(json);
+    v.extend_from_slice(record);
     v
 }
 
@@ -677,15 +680,11 @@ fn verify_finds_a_doctored_index() {
     // Move a unit to another holder in the index only, leaving the log alone.
     with_tree(&cli.data, |t| {
         let (k, v) = t.scan_prefix(b"u").next().expect("a unit").expect("read");
-        let (chain, json) = split_unit(&v);
-        let mut rec: Value = serde_json::from_slice(&json).expect("json");
-        rec["holder"] = rec["manufacturer"].clone();
-        rec["length"] = 99.into();
-        t.insert(
-            k,
-            join_unit(&chain, &serde_json::to_vec(&rec).expect("json")),
-        )
-        .expect("write");
+        let (chain, mut rec) = split_unit(&v);
+        let maker = rec[1..17].to_vec();
+        rec[17..33].copy_from_slice(&maker);
+        rec[81..85].copy_from_slice(&99u32.to_be_bytes());
+        t.insert(k, join_unit(&chain, &rec)).expect("write");
     });
     let f = verify_fails(&cli);
     assert_eq!(f["check"], "index");
@@ -693,6 +692,30 @@ fn verify_finds_a_doctored_index() {
         .as_str()
         .expect("detail")
         .contains("unit record"));
+}
+
+#[test]
+fn verify_names_a_unit_record_it_cannot_read() {
+    let (cli, _) = Cli::populated();
+    let unit = with_tree(&cli.data, |t| {
+        let (k, v) = t.scan_prefix(b"u").next().expect("a unit").expect("read");
+        let (chain, mut rec) = split_unit(&v);
+        rec[0] = 0x80; // an unknown flag
+        t.insert(&k, join_unit(&chain, &rec)).expect("write");
+        String::from_utf8(k[1..].to_vec()).expect("unit id")
+    });
+    let out = cli.run(None, &["verify"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(
+        text.contains(&format!("unit {unit}")) && text.contains("unknown flags 0x80"),
+        "{text}"
+    );
 }
 
 /// Each index the audit compares by ordered scans, doctored one way: the audit names the
@@ -726,9 +749,9 @@ fn verify_finds_doctored_scanned_indexes() {
             "a chain link deleted",
             |t| {
                 let (k, v) = t.scan_prefix(b"u").last().expect("a unit").expect("read");
-                let (mut chain, json) = split_unit(&v);
+                let (mut chain, rec) = split_unit(&v);
                 chain.pop().expect("a link");
-                t.insert(k, join_unit(&chain, &json)).expect("write");
+                t.insert(k, join_unit(&chain, &rec)).expect("write");
             },
             "index",
             "chain index of unit",

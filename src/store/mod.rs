@@ -22,6 +22,7 @@ mod log_files;
 pub mod memory;
 pub mod sled_store;
 mod tree_nodes;
+mod unit_codec;
 mod upper_nodes;
 pub mod watermark;
 

@@ -11,14 +11,14 @@
 //! | `p`    | party id                       | PartyRecord (JSON)                      |
 //! | `n`    | handle                         | party id                                |
 //! | `k`    | 32-byte public key             | party id                                |
-//! | `u`    | unit id                        | u32 n, n × u64 chain log indexes, UnitRecord (JSON) |
+//! | `u`    | unit id                        | u32 n, n × u64 chain log indexes, UnitRecord (binary, [`super::unit_codec`]) |
 //! | `x`    | party id, unit id              | empty (the party holds the unit)        |
 //! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
 //!
 //! The log entries and the Merkle nodes are not in sled but in append-only files beside it
 //! (layout 3, [`super::log_files`]); `mlen` in sled says how much of them is committed. A
 //! unit's chain lives in its record (since layout 2): a group writes each unit it touches
-//! once. `mlayout` holds the layout number; a directory written with another layout is
+//! once. Unit records are binary since layout 4 (JSON before). `mlayout` holds the layout number; a directory written with another layout is
 //! refused at open.
 
 use std::path::Path;
@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use super::log_files::LogFiles;
 use super::tree_nodes;
+use super::unit_codec;
 use super::upper_nodes::UpperNodes;
 use super::watermark::{Mark, Watermark};
 use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
@@ -119,25 +120,30 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The storage layout this code reads and writes (see the module table).
-const LAYOUT: u64 = 3;
+const LAYOUT: u64 = 4;
 
 fn unit_key(u: &UnitId) -> Vec<u8> {
     key(b'u', &[u.as_str().as_bytes()])
 }
 
-/// A `u` value: the chain's length, its log indexes, then the record's JSON.
-fn encode_unit(json: &[u8], chain: &[u64]) -> Vec<u8> {
+/// A `u` value: the chain's length, its log indexes, then the record's binary form.
+fn encode_unit(record: &[u8], chain: &[u64]) -> Vec<u8> {
     let n = u32::try_from(chain.len()).expect("invariant: a chain is shorter than 2^32 events");
-    let mut v = Vec::with_capacity(4 + 8 * chain.len() + json.len());
+    let mut v = Vec::with_capacity(4 + 8 * chain.len() + record.len());
     v.extend_from_slice(&n.to_be_bytes());
     for i in chain {
         v.extend_from_slice(&i.to_be_bytes());
     }
-    v.extend_from_slice(json);
+    v.extend_from_slice(record);
     v
 }
 
-/// The chain and the record's JSON of a `u` value.
+/// The record of unit `u` from a `u` value.
+fn unit_record(u: &UnitId, v: &[u8], location: &str) -> Result<UnitRecord, StoreError> {
+    unit_codec::decode(u, decode_unit(v, location)?.1).map_err(|e| corrupt(location, e))
+}
+
+/// The chain and the record's binary form of a `u` value.
 fn decode_unit<'a>(v: &'a [u8], location: &str) -> Result<(Vec<u64>, &'a [u8]), StoreError> {
     let short = || corrupt(location, "unit record shorter than its chain header");
     let n: [u8; 4] = v
@@ -302,8 +308,8 @@ impl SledStore {
             let now = match self.get(&unit_key(u))? {
                 None => (None, Vec::new()),
                 Some(v) => {
-                    let (chain, json) = decode_unit(&v, &format!("unit {u}"))?;
-                    (Some(json.to_vec()), chain)
+                    let (chain, record) = decode_unit(&v, &format!("unit {u}"))?;
+                    (Some(record.to_vec()), chain)
                 }
             };
             touched.insert(u.clone(), now);
@@ -424,7 +430,7 @@ impl Store for SledStore {
     fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, StoreError> {
         let loc = format!("unit {u}");
         self.get(&unit_key(u))?
-            .map(|v| json(decode_unit(&v, &loc)?.1, &loc))
+            .map(|v| unit_record(u, &v, &loc))
             .transpose()
     }
 
@@ -520,8 +526,9 @@ impl Store for SledStore {
             if k.first() != Some(&b'u') || out.len() >= limit {
                 break;
             }
-            let loc = format!("unit {}", String::from_utf8_lossy(&k[1..]));
-            out.push(json(decode_unit(&v, &loc)?.1, &loc)?);
+            let s = std::str::from_utf8(&k[1..]).map_err(|e| corrupt("unit key", e))?;
+            let u = UnitId::parse(s).map_err(|e| corrupt("unit key", e))?;
+            out.push(unit_record(&u, &v, &format!("unit {u}"))?);
         }
         Ok(out)
     }
@@ -595,7 +602,7 @@ impl Store for SledStore {
         }
         let nodes = tree_nodes::pack_nodes(len, batch.len() as u64, &group.nodes)?;
         let mut b = sled::Batch::default();
-        // Each unit the group touches: its latest record (JSON) and its chain, written once.
+        // Each unit the group touches: its latest record (binary) and its chain, written once.
         let mut touched: std::collections::BTreeMap<UnitId, (Option<Vec<u8>>, Vec<u64>)> =
             std::collections::BTreeMap::new();
         for c in batch {
@@ -611,7 +618,9 @@ impl Store for SledStore {
                 b.insert(key(b'p', &[p.id.as_str().as_bytes()]), to_json(p));
             }
             for u in &c.delta.units {
-                self.touch(&mut touched, &u.id)?.0 = Some(to_json(u));
+                let mut record = Vec::with_capacity(160);
+                unit_codec::encode_into(u, &mut record);
+                self.touch(&mut touched, &u.id)?.0 = Some(record);
             }
             for op in &c.delta.index {
                 match op {
@@ -657,11 +666,11 @@ impl Store for SledStore {
                 }
             }
         }
-        for (u, (json, chain)) in &touched {
-            let json = json.as_deref().ok_or_else(|| {
+        for (u, (record, chain)) in &touched {
+            let record = record.as_deref().ok_or_else(|| {
                 StoreError::BadGroup(format!("unit {u} has chain links but no record"))
             })?;
-            b.insert(unit_key(u), encode_unit(json, chain));
+            b.insert(unit_key(u), encode_unit(record, chain));
         }
         if let Some(last) = batch.last() {
             b.insert(
