@@ -822,6 +822,10 @@ fn a_chain_spanning_many_commit_groups_is_judged_in_order() {
     let base = w.ledger.store().len().expect("len");
     events.push(copy);
     let n = events.len();
+    assert!(
+        n > 2 * custody::ledger::SIGN_CHUNK,
+        "receipts are signed in several chunks while the writer commits"
+    );
     let r = w.ledger.append_all(events);
     for (k, x) in r.iter().take(n - 1).enumerate() {
         let x = x

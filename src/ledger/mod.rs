@@ -44,6 +44,8 @@ pub const MAX_GROUP: usize = 4096;
 /// and ingest got faster (BENCHMARKS.md, "Memory"). Single-unit events (~0.7 KB) still
 /// group by the hundreds, so one fsync still serves hundreds of events.
 pub const MAX_GROUP_BYTES: usize = 256 << 10;
+/// Receipts `append_all` signs at a time while the writer commits the rest.
+pub const SIGN_CHUNK: usize = 512;
 
 /// The ledger's clock; injected so tests can pin time. The core never reads a clock.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -307,15 +309,48 @@ impl<S: Store> Ledger<S> {
 
     /// Appends many events, each judged on its own (one refusal does not stop the rest),
     /// in order; results line up with the input.
+    ///
+    /// Receipts are independent signatures, signed on every core. For more than
+    /// [`SIGN_CHUNK`] events they are signed a chunk at a time as the writer commits, on a
+    /// helper thread, while the writer goes on with the next groups: signing them all after
+    /// the last commit left the writer idle meanwhile (BENCHMARKS.md, fifth round).
     pub fn append_all(&self, events: Vec<VerifiedEvent>) -> Vec<Result<Receipt, AppendError>> {
         use rayon::prelude::*;
+        let n = events.len();
         let pending: Vec<_> = events.into_iter().map(|e| self.submit(e)).collect();
-        let drafts: Vec<Result<Draft, AppendError>> = pending
-            .into_iter()
-            .map(|p| p.and_then(|rx| rx.recv().map_err(|_| AppendError::Closed)?))
-            .collect();
-        // Receipts are independent signatures: sign them on every core.
-        drafts.into_par_iter().map(|d| self.finish(d)).collect()
+        let draft = |p: Result<Receiver<Result<Draft, AppendError>>, AppendError>| {
+            p.and_then(|rx| rx.recv().map_err(|_| AppendError::Closed)?)
+        };
+        if n <= SIGN_CHUNK {
+            let drafts: Vec<_> = pending.into_iter().map(draft).collect();
+            return drafts.into_par_iter().map(|d| self.finish(d)).collect();
+        }
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<Result<Draft, AppendError>>>();
+            let signer = s.spawn(move || {
+                let mut out = Vec::with_capacity(n);
+                for chunk in rx {
+                    out.par_extend(chunk.into_par_iter().map(|d| self.finish(d)));
+                }
+                out
+            });
+            let mut chunk = Vec::with_capacity(SIGN_CHUNK);
+            for p in pending {
+                chunk.push(draft(p));
+                if chunk.len() == SIGN_CHUNK {
+                    // The signer only stops early by panicking, which the join re-raises.
+                    let _ = tx.send(std::mem::replace(
+                        &mut chunk,
+                        Vec::with_capacity(SIGN_CHUNK),
+                    ));
+                }
+            }
+            let _ = tx.send(chunk);
+            drop(tx);
+            signer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     fn submit(
