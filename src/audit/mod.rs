@@ -23,8 +23,35 @@ use crate::core::state::MemState;
 use crate::core::verify::{verify_stored, StoredError, VerifiedEvent};
 use crate::store::{LogEntry, Store, StoreError};
 
-/// Entries verified per parallel chunk.
-const CHUNK: u64 = 8192;
+/// Chunks of a parallel pass over the log (the audit, `resolve --all`): about
+/// [`Chunks::BYTES`] of events each, so that a stretch of lot registrations (~80 KB each)
+/// does not hold thousands of them at once. With 8,192 entries per chunk whatever their size,
+/// the audit of a 1M-event bench ledger peaked at 1.1 GiB resident over its first lots, and
+/// held ~0.6 GiB afterwards (BENCHMARKS.md, fifth round).
+pub(crate) struct Chunks {
+    len: u64,
+}
+
+impl Chunks {
+    const BYTES: usize = 8 << 20;
+    const MAX: u64 = 8192;
+
+    pub(crate) fn new() -> Self {
+        Self { len: 256 }
+    }
+    /// Entries in the next chunk.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+    /// Adapts to a chunk whose events held `bytes`.
+    pub(crate) fn saw(&mut self, bytes: usize) {
+        if bytes > Self::BYTES {
+            self.len = (self.len / 2).max(1);
+        } else if bytes < Self::BYTES / 4 {
+            self.len = (self.len * 2).min(Self::MAX);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
@@ -177,6 +204,7 @@ fn verify_log<S: Store>(store: &S, progress: impl Fn(u64, u64)) -> Result<Report
     // holds at most two chunks. Dropping the receiver on a failure stops the reader.
     type Chunk = (
         u64,
+        u64,
         Vec<LogEntry>,
         Vec<Result<VerifiedEvent, Failure>>,
         Vec<(
@@ -188,15 +216,16 @@ fn verify_log<S: Store>(store: &S, progress: impl Fn(u64, u64)) -> Result<Report
     let name = &meta.name;
     let outcome = std::thread::scope(|scope| -> Result<Option<Failure>, StoreError> {
         scope.spawn(move || {
-            let mut start = 0u64;
+            let (mut start, mut chunks) = (0u64, Chunks::new());
             while start < total {
-                let end = (start + CHUNK).min(total);
+                let end = (start + chunks.len()).min(total);
                 let read = store
                     .entries(LogIndex::new(start), LogIndex::new(end))
                     .and_then(|entries| {
+                        chunks.saw(entries.iter().map(|e| e.event.len()).sum());
                         let checked = entries.par_iter().map(|e| check_entry(name, e)).collect();
                         let stored = tree::TreeCheck::stored_nodes(store, start, end)?;
-                        Ok((start, entries, checked, stored))
+                        Ok((start, end, entries, checked, stored))
                     });
                 if tx.send(read).is_err() {
                     return;
@@ -205,8 +234,7 @@ fn verify_log<S: Store>(store: &S, progress: impl Fn(u64, u64)) -> Result<Report
             }
         });
         for chunk in rx {
-            let (start, entries, checked, stored) = chunk?;
-            let end = (start + CHUNK).min(total);
+            let (start, end, entries, checked, stored) = chunk?;
             if let Some(f) = gap(start, end, &entries) {
                 return Ok(Some(f));
             }
@@ -267,4 +295,36 @@ fn gap(start: u64, end: u64, entries: &[LogEntry]) -> Option<Failure> {
         .map(|(k, _)| start + k as u64)
         .or_else(|| (entries.len() as u64 != end - start).then(|| start + entries.len() as u64));
     missing.map(|i| fail(Some(i), None, "gap", "log entry is missing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chunks;
+
+    #[test]
+    fn chunks_shrink_over_large_events_and_grow_back_within_bounds() {
+        let mut c = Chunks::new();
+        assert_eq!(c.len(), 256);
+        // Lot registrations of ~80 KB: 256 of them are 20 MB, over the 8 MiB aim.
+        for _ in 0..20 {
+            let n = c.len() as usize;
+            c.saw(n * 80_000);
+        }
+        assert!((64..=128).contains(&c.len()), "{}", c.len());
+        for _ in 0..20 {
+            c.saw(usize::MAX);
+        }
+        assert_eq!(c.len(), 1, "never empty");
+        // Single-unit events of ~700 B: grows until a chunk holds 2 to 8 MiB.
+        for _ in 0..30 {
+            let n = c.len() as usize;
+            c.saw(n * 700);
+        }
+        assert_eq!(c.len(), 4096);
+        // Tiny events: up to the cap, and no further.
+        for _ in 0..30 {
+            c.saw(1);
+        }
+        assert_eq!(c.len(), 8192);
+    }
 }

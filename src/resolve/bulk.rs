@@ -25,11 +25,6 @@ use crate::screen::hierarchy::{PartyInfo, PartyScreening};
 use crate::screen::matcher::Index;
 use crate::store::{LogEntry, Store, StoreError};
 
-/// Entries decoded and verified per parallel chunk: adapted so a chunk holds about
-/// `CHUNK_BYTES` of events (lot events are large, single-unit transfers small).
-const CHUNK_BYTES: usize = 8 << 20;
-const CHUNK_MAX: u64 = 8192;
-
 /// Parties interned as table positions.
 #[derive(Default)]
 pub struct PartyTable {
@@ -130,10 +125,9 @@ pub fn replay<S: Store>(
     let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, StoreError>>(2);
     std::thread::scope(|scope| -> Result<(), StoreError> {
         scope.spawn(move || {
-            let mut start = 0;
-            let mut chunk: u64 = 256;
+            let (mut start, mut chunks) = (0, crate::audit::Chunks::new());
             while start < total {
-                let end = (start + chunk).min(total);
+                let end = (start + chunks.len()).min(total);
                 let entries = match store.entries(LogIndex::new(start), LogIndex::new(end)) {
                     Ok(e) => e,
                     Err(e) => {
@@ -141,12 +135,7 @@ pub fn replay<S: Store>(
                         return;
                     }
                 };
-                let bytes: usize = entries.iter().map(|e| e.event.len()).sum();
-                if bytes > CHUNK_BYTES {
-                    chunk = (chunk / 2).max(1);
-                } else if bytes < CHUNK_BYTES / 4 {
-                    chunk = (chunk * 2).min(CHUNK_MAX);
-                }
+                chunks.saw(entries.iter().map(|e| e.event.len()).sum());
                 let checked: Chunk = entries
                     .into_par_iter()
                     .map(|e| {
