@@ -723,7 +723,7 @@ fn verify_names_a_unit_record_it_cannot_read() {
 #[test]
 fn verify_finds_doctored_scanned_indexes() {
     type Doctor = fn(&sled::Tree);
-    let cases: [(&str, Doctor, &str, &str); 4] = [
+    let cases: [(&str, Doctor, &str, &str); 5] = [
         (
             "a hash pointed at another entry",
             |t| {
@@ -764,6 +764,18 @@ fn verify_finds_doctored_scanned_indexes() {
             },
             "index",
             "unit records",
+        ),
+        (
+            "a completed stay counted that never happened",
+            |t| {
+                let (p, _) = t.scan_prefix(b"p").next().expect("a party").expect("read");
+                let mut k = b"s".to_vec();
+                k.extend_from_slice(&p[1..]);
+                k.extend_from_slice(&7u32.to_be_bytes());
+                t.insert(k, &1u64.to_be_bytes()).expect("write");
+            },
+            "index",
+            "completed stays of 7 days",
         ),
     ];
     for (what, doctor, check, says) in cases {

@@ -8,11 +8,13 @@ use custody::core::unit::UnitId;
 use custody::core::values::{CountryCode, Timestamp};
 use custody::keys::KeyPair;
 use custody::resolve::change::changed;
-use custody::resolve::{baseline, resolve, resolve_all, DwellRule, Options, Resolution, Verdict};
+use custody::resolve::{
+    baseline, resolve, resolve_all, DwellRule, Options, Peers, Resolution, Verdict,
+};
 use custody::screen::entry::SourceKind;
 use custody::screen::import::{self, Input};
 use custody::screen::matcher::{Index, Thresholds};
-use custody::store::{MemoryStore, Store};
+use custody::store::{MemoryStore, SledStore, Store};
 
 /// A deny list naming the fixture's end user, listed on `date` (empty: no listing date, as
 /// in OFAC's files).
@@ -65,7 +67,7 @@ fn run(w: &World<MemoryStore>, ix: &Index, u: &UnitId) -> Resolution {
 
 fn run_at(w: &World<MemoryStore>, ix: &Index, u: &UnitId, now: Timestamp) -> Resolution {
     let store = w.ledger.store();
-    let peers = baseline(store, &ledger_name(), DwellRule::default()).expect("baseline");
+    let peers = baseline(store, DwellRule::default()).expect("baseline");
     resolve(
         store,
         &ledger_name(),
@@ -83,7 +85,7 @@ fn rules(r: &Resolution) -> Vec<&'static str> {
 }
 
 /// `from` transfers `u` to `to`, who accepts it with an end-use declaration.
-fn hand_on(w: &World<MemoryStore>, from: &KeyPair, to: &KeyPair, u: &UnitId) {
+fn hand_on<S: Store>(w: &World<S>, from: &KeyPair, to: &KeyPair, u: &UnitId) {
     let c = w.client();
     let t = c
         .transfer(
@@ -98,7 +100,7 @@ fn hand_on(w: &World<MemoryStore>, from: &KeyPair, to: &KeyPair, u: &UnitId) {
 }
 
 /// maker → dist (accepted with end use) → sub (accepted) … as far as `hops`.
-fn moved(w: &World<MemoryStore>, hops: usize) -> UnitId {
+fn moved<S: Store>(w: &World<S>, hops: usize) -> UnitId {
     let u = w.register(1);
     let path = [(&w.maker, &w.dist), (&w.dist, &w.sub), (&w.sub, &w.user)];
     for (from, to) in path.iter().take(hops) {
@@ -325,6 +327,71 @@ fn mixed(w: &World<MemoryStore>) -> Vec<UnitId> {
     units
 }
 
+/// The dwell baseline of the whole ledger as a verified replay derives it (what
+/// `resolve --all` judges against).
+fn replayed_baseline<S: Store>(w: &World<S>) -> Peers {
+    resolve_all(
+        w.ledger.store(),
+        &ledger_name(),
+        &index("2023-01-01"),
+        &opts(w.now()),
+        &|_, _, _| {},
+        |_| Ok(false),
+    )
+    .expect("resolve_all")
+    .peers
+    .expect("a baseline")
+}
+
+/// One-unit resolutions read the dwell baseline from the store's completed-stay counters;
+/// it equals what a verified replay of the whole log derives, on sled (counters added to
+/// across commits and reopening): stays of several lengths, with the manufacturer's and the
+/// end user's left out, and a party that becomes an end user later left out from then on.
+#[test]
+fn the_dwell_baseline_from_stay_counters_equals_a_full_replays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = World::new(SledStore::open(dir.path()).expect("open"));
+    for k in 0..9 {
+        let u = moved(&w, 1);
+        w.tick(k * 5 * 86_400);
+        hand_on(&w, &w.dist, &w.sub, &u);
+        w.tick((k % 3) * 86_400 + 3_600);
+        hand_on(&w, &w.sub, &w.user, &u);
+        // The end user hands it back: a stay the baseline leaves out.
+        w.tick(200 * 86_400);
+        hand_on(&w, &w.user, &w.dist, &u);
+    }
+    let from_counters = baseline(w.ledger.store(), DwellRule::default()).expect("baseline");
+    assert_eq!(from_counters, replayed_baseline(&w));
+    assert_eq!(from_counters.stays, 18, "{from_counters:?}");
+    assert_eq!(from_counters.median_days, 2, "{from_counters:?}");
+    let stays = w.ledger.store().stays().expect("stays");
+    assert!(
+        stays.iter().any(|(p, _, _)| *p == w.user.party_id()),
+        "the end user's stays are counted, and left out when read: {stays:?}"
+    );
+    assert!(!stays.iter().any(|(p, _, _)| *p == w.maker.party_id()));
+    // The sub-distributor becomes an end user: its stays leave both baselines.
+    w.client()
+        .update(
+            &w.sub,
+            h("sub"),
+            profile("Sub Ltd", "CN", &[custody::core::event::Role::EndUser]),
+            None,
+        )
+        .expect("update");
+    let from_counters = baseline(w.ledger.store(), DwellRule::default()).expect("baseline");
+    assert_eq!(from_counters, replayed_baseline(&w));
+    assert_eq!(from_counters.stays, 9);
+    assert_eq!(from_counters.median_days, 20, "{from_counters:?}");
+    drop(w);
+    let reopened = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        baseline(&reopened, DwellRule::default()).expect("baseline"),
+        from_counters
+    );
+}
+
 #[test]
 fn resolving_all_in_one_pass_agrees_with_one_by_one() {
     let w = World::new(MemoryStore::new());
@@ -369,7 +436,7 @@ fn a_list_update_re_resolves_only_the_units_of_changed_parties() {
         &[custody::screen::entry::ListEntry],
     )>());
     let ix = index("2023-01-01");
-    let peers = baseline(store, &ledger_name(), DwellRule::default()).expect("baseline");
+    let peers = baseline(store, DwellRule::default()).expect("baseline");
     let c = changed(store, &ledger_name(), &empty, &ix, &opts(w.now()), &peers).expect("changed");
     // Only the end user "User Bureau" is listed: only the units it is involved with are touched.
     assert_eq!(c.parties_changed.len(), 1, "{:?}", c.parties_changed);

@@ -20,6 +20,7 @@ fn scenario<S: Store>(w: &World<S>) -> Vec<UnitId> {
         .transfer(&w.maker, &w.dist.party_id(), &u[..4], text("S1"), cn())
         .expect("t1");
     c.accept(&w.dist, &t.hash, &u[..3], None).expect("accept 3");
+    w.tick(3 * 86_400);
     c.reject(&w.dist, &t.hash, &u[3..4], text("no"))
         .expect("reject 1");
     let t2 = c
@@ -70,6 +71,7 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
     }
     out += &format!("{:?}\n", s.index_of(&EventHash::from_bytes([1; 32])));
     out += &format!("{:?}\n{:?}\n", s.operator(), s.parties());
+    out += &format!("{:?}\n", s.stays());
     for p in s.parties().expect("parties") {
         out += &format!(
             "{:?} {:?}\n",

@@ -17,7 +17,7 @@ fn idx(detail: String) -> Found {
 }
 
 /// Compares the store's records and indexes with the replayed state; the first failure
-/// in a fixed order (hash index, parties, units, chains, holdings, counts).
+/// in a fixed order (hash index, parties, units, chains, holdings, stays, counts).
 pub fn compare<S: Store>(
     store: &S,
     state: &MemState,
@@ -25,12 +25,13 @@ pub fn compare<S: Store>(
     nodes: u64,
     checkpoints: u64,
 ) -> Found {
-    let checks: [(&str, &(dyn Fn() -> Found + Sync)); 6] = [
+    let checks: [(&str, &(dyn Fn() -> Found + Sync)); 7] = [
         ("hash index", &|| hash_index(store, hashes)),
         ("parties", &|| parties(store, state)),
         ("units", &|| units(store, state)),
         ("chains", &|| chains(store, state)),
         ("holdings and involvement", &|| party_units(store, state)),
+        ("stays", &|| stays(store, state)),
         ("counts", &|| {
             counts(store, state, hashes.len() as u64, nodes, checkpoints)
         }),
@@ -204,6 +205,27 @@ fn party_units<S: Store>(store: &S, state: &MemState) -> Found {
     Ok(None)
 }
 
+/// The completed-stay counters (the dwell baseline's source) are exactly the replay's.
+fn stays<S: Store>(store: &S, state: &MemState) -> Found {
+    let stored = store.stays()?;
+    for (p, d, n) in &stored {
+        let want = state.stays.get(&(p.clone(), *d)).copied().unwrap_or(0);
+        if *n != want {
+            return idx(format!(
+                "the store counts {n} completed stays of {d} days by party {p}, the log implies {want}"
+            ));
+        }
+    }
+    if stored.len() != state.stays.len() {
+        return idx(format!(
+            "the store holds {} stay counters, the log implies {}",
+            stored.len(),
+            state.stays.len()
+        ));
+    }
+    Ok(None)
+}
+
 /// The store holds nothing more than the replay implies: every kind of record counted.
 fn counts<S: Store>(
     store: &S,
@@ -221,6 +243,7 @@ fn counts<S: Store>(
         holdings: state.holdings.values().map(|s| s.len() as u64).sum(),
         involved: state.involved.values().map(|s| s.len() as u64).sum(),
         chain_links: state.chains.values().map(|c| c.len() as u64).sum(),
+        stays: state.stays.len() as u64,
         hashes: total,
         nodes,
         checkpoints,

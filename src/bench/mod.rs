@@ -110,6 +110,9 @@ pub struct Report {
     pub inclusion_proof: Latency,
     pub consistency_proof: Latency,
     pub resolve_one: Latency,
+    /// Reading the dwell baseline that one-unit resolutions are judged against (from the
+    /// completed-stay counters), in milliseconds.
+    pub dwell_baseline_ms: f64,
     pub resolve_all_s: f64,
     pub screening_names_per_s: f64,
     pub audit_events_per_s: f64,

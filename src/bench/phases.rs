@@ -217,7 +217,9 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         now: system_clock()(),
         dwell: crate::resolve::DwellRule::default(),
     };
-    let peers = crate::resolve::baseline(&store, &name, o.dwell)?;
+    let t = Instant::now();
+    let peers = crate::resolve::baseline(&store, o.dwell)?;
+    let dwell_baseline_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut one = Vec::new();
     for _ in 0..300 {
         let u = &units[pick.below(units.len() as u64) as usize];
@@ -294,6 +296,7 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         consistency_proof: Latency::of(consistency),
         resolve_one: Latency::of(one),
         resolve_all_s,
+        dwell_baseline_ms,
         screening_names_per_s: screening,
         audit_events_per_s: audit_rate,
         audit_ratio: audit_rate / ceil.verify_strict_all_cores,

@@ -8,7 +8,7 @@
 //! Both append a log record (680 bytes, about the median stored entry, plus the two Merkle
 //! nodes a leaf completes on average) to `log-entries`, its end offset and the nodes to the
 //! two index files (layout 3, `store::log_files`), and write to sled the hash index under a random key (`h`) and the unit record under a
-//! random unit id (`u`, 170 bytes: a few chain links and the binary record of layout 4). A transfer also adds an involvement (`v`); an
+//! random unit id (`u`, 178 bytes: a few chain links and the binary record of layout 5). A transfer also adds an involvement (`v`); an
 //! acceptance removes a holding and adds one (`x`), both keyed by party and unit. Events go
 //! in groups of at most 256 KiB of entries: the records are written and `fdatasync`ed (the
 //! index files are written, and synced only every 64k events as the store does), then one
@@ -56,7 +56,7 @@ pub fn sled_events_per_s(dir: &Path) -> std::io::Result<f64> {
     let (mut at_entries, mut at_ends, mut at_nodes) = (0u64, 0u64, 0u64);
     let mut rnd = Pick(0x9E37_79B9_7F4A_7C15);
     let entry = vec![0x5a_u8; 680];
-    let unit_record = vec![0x7b_u8; 170];
+    let unit_record = vec![0x7b_u8; 178];
     let party = |n: u64| format!("p{:031x}", n % 1000).into_bytes();
     let unit = |n: u64| format!("urn:epc:id:sgtin:0614141.107346.{:020}", n % UNITS).into_bytes();
     let t = Instant::now();

@@ -44,6 +44,7 @@ fn render(r: &Report) -> String {
          \x20 chain read (uncached)  {}\n\
          \x20 inclusion proof        {}\n\
          \x20 consistency proof      {}\n\
+         \x20 dwell baseline         {:>10.2} ms\n\
          \x20 resolve one unit       {}\n\
          \x20 resolve --all          {:>10.2} s\n\
          \x20 screening              {:>10.0} names/s\n\
@@ -74,6 +75,7 @@ fn render(r: &Report) -> String {
         l(&r.chain_read_uncached),
         l(&r.inclusion_proof),
         l(&r.consistency_proof),
+        r.dwell_baseline_ms,
         l(&r.resolve_one),
         r.resolve_all_s,
         r.screening_names_per_s,

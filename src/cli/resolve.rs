@@ -78,36 +78,9 @@ impl ResolveArgs {
     }
 }
 
-/// The dwell baseline, cached in the data directory for the log size and rule it was
-/// computed at (computing it reads the whole log).
-pub(crate) fn peers(store: &SledStore, name: &LedgerName, rule: DwellRule) -> Result<Peers> {
-    #[derive(Serialize, serde::Deserialize)]
-    struct Cached {
-        size: u64,
-        rule: DwellRule,
-        peers: Peers,
-    }
-    let tree = store.db().open_tree("resolver")?;
-    let size = store.len()?;
-    if let Some(v) = tree.get(b"peers")? {
-        if let Ok(c) = serde_json::from_slice::<Cached>(&v) {
-            if c.size == size && c.rule == rule {
-                return Ok(c.peers);
-            }
-        }
-    }
-    let peers = baseline(store, name, rule)?;
-    save_peers(store, size, rule, peers)?;
-    Ok(peers)
-}
-
-fn save_peers(store: &SledStore, size: u64, rule: DwellRule, peers: Peers) -> Result<()> {
-    let v = serde_json::json!({"size": size, "rule": rule, "peers": peers});
-    store
-        .db()
-        .open_tree("resolver")?
-        .insert(b"peers", serde_json::to_vec(&v)?)?;
-    Ok(())
+/// The dwell baseline, from the store's completed-stay counters.
+pub(crate) fn peers(store: &SledStore, rule: DwellRule) -> Result<Peers> {
+    Ok(baseline(store, rule)?)
 }
 
 /// What a resolution was computed against, so the same inputs give the same report.
@@ -223,7 +196,7 @@ pub(crate) fn changes_since(
 ) -> Result<Changes> {
     let (new, _) = index_latest(lists)?;
     let (old, _) = index_as_of(lists, Some((list, since)))?;
-    let peers = peers(store, name, o.dwell)?;
+    let peers = peers(store, o.dwell)?;
     Ok(changed(store, name, &old, &new, o, &peers)?)
 }
 
@@ -357,7 +330,7 @@ pub(crate) fn resolve_one(
     let name = super::read::ledger_name(store)?;
     let (ix, _) = index_latest(&lists)?;
     let o = default_options();
-    let peers = peers(store, &name, o.dwell)?;
+    let peers = peers(store, o.dwell)?;
     Ok(Some(resolve(
         store,
         &name,
@@ -393,7 +366,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             store.unit(&unit)?.is_some(),
             "unit {unit} is not registered"
         );
-        basis.peers = peers(&store, &name, o.dwell)?;
+        basis.peers = peers(&store, o.dwell)?;
         let r = resolve(&store, &name, &ix, &unit, &o, &basis.peers, &Arc::default())?;
         let mut one = One {
             basis,
@@ -412,7 +385,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             lists.latest(n)?.is_some(),
             "--changed-since {spec:?}: no list named {n:?} is imported"
         );
-        basis.peers = peers(&store, &name, o.dwell)?;
+        basis.peers = peers(&store, o.dwell)?;
         let changes = changes_since(&store, &lists, &name, &o, n, v)?;
         let mut out = Changed {
             basis,
@@ -441,7 +414,6 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     if let Some(p) = sum.peers {
-        save_peers(&store, store.len()?, o.dwell, p)?;
         basis.peers = p;
     }
     let mut all = All {
@@ -496,7 +468,7 @@ pub(crate) fn bundle_resolution(
     let lists = SledLists::open(store.db())?;
     let (ix, used) = index_latest(&lists)?;
     let o = default_options();
-    let peers = peers(store, &name, o.dwell)?;
+    let peers = peers(store, o.dwell)?;
     let r = resolve(store, &name, &ix, unit, &o, &peers, &Arc::default())?;
     let mut keys = std::collections::BTreeSet::new();
     fn walk(

@@ -276,6 +276,7 @@ fn judge(
                     retired: None,
                     registered: ctx.index,
                     length: 1,
+                    held_since: at,
                 });
                 d.index.push(IndexOp::Holding {
                     party: m.id.clone(),
@@ -338,7 +339,16 @@ fn judge(
                 let mut nu = r.advance_unit(u);
                 nu.pending = None;
                 nu.holder = by.id.clone();
-                let mut moves = vec![
+                nu.held_since = at;
+                let mut moves = Vec::with_capacity(4);
+                // The holder's stay ends with the transfer it handed the unit on with.
+                if u.holder != u.manufacturer {
+                    moves.push(IndexOp::Stay {
+                        party: u.holder.clone(),
+                        days: u.held_since.whole_days_until(pending.since),
+                    });
+                }
+                moves.extend([
                     IndexOp::Holding {
                         party: pending.from.clone(),
                         unit: u.id.clone(),
@@ -349,7 +359,7 @@ fn judge(
                         unit: u.id.clone(),
                         held: true,
                     },
-                ];
+                ]);
                 moves.extend(end_user.map(|p| IndexOp::Involved {
                     party: p.clone(),
                     unit: u.id.clone(),

@@ -95,6 +95,9 @@ pub struct UnitRecord {
     pub registered: LogIndex,
     /// Number of events in the unit's chain.
     pub length: u32,
+    /// When the holder took custody: the time of the registration or of the acceptance
+    /// that made it the holder. Its stay ends when it hands the unit on ([`IndexOp::Stay`]).
+    pub held_since: Timestamp,
 }
 
 /// A secondary-index change that accompanies an event.
@@ -119,6 +122,12 @@ pub enum IndexOp {
     /// manufacturer, a recipient of a transfer, or a declared end user. Never removed:
     /// the resolver finds through it every unit a party's listing can change.
     Involved { party: PartyId, unit: UnitId },
+    /// One more completed stay of `days` whole days by `party`: it held a unit, not as the
+    /// unit's manufacturer, from taking custody until the transfer it handed the unit on
+    /// with, and the unit has now been accepted. A counter per (party, days), so the dwell
+    /// baseline is read from at most parties × distinct durations records, never by
+    /// replaying the log; the resolver keeps the stays of parties that are not end users.
+    Stay { party: PartyId, days: u32 },
 }
 
 /// Everything one accepted event changes besides the log itself.
@@ -161,6 +170,8 @@ pub struct MemState {
     pub holdings: HashMap<PartyId, std::collections::BTreeSet<UnitId>>,
     pub involved: HashMap<PartyId, std::collections::BTreeSet<UnitId>>,
     pub chains: HashMap<UnitId, Vec<LogIndex>>,
+    /// Completed stays counted by (party, whole days) ([`IndexOp::Stay`]).
+    pub stays: std::collections::BTreeMap<(PartyId, u32), u64>,
 }
 
 impl StateRead for MemState {
@@ -234,6 +245,9 @@ impl MemState {
                         .entry(party.clone())
                         .or_default()
                         .insert(unit.clone());
+                }
+                IndexOp::Stay { party, days } => {
+                    *self.stays.entry((party.clone(), *days)).or_insert(0) += 1;
                 }
                 IndexOp::ChainLink { unit, seq } => {
                     let chain = self.chains.entry(unit.clone()).or_default();

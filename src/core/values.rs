@@ -158,6 +158,11 @@ impl Timestamp {
         }
         Ok(ts)
     }
+    /// Whole days from `self` to `later` (0 if `later` is earlier).
+    #[must_use]
+    pub fn whole_days_until(self, later: Self) -> u32 {
+        u32::try_from((later.0 - self.0).max(0) / 86_400).unwrap_or(u32::MAX)
+    }
     #[must_use]
     pub fn saturating_add(self, secs: i64) -> Self {
         Self(self.0.saturating_add(secs).clamp(Self::MIN, Self::MAX))

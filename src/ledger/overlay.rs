@@ -41,7 +41,10 @@ impl Overlay {
                 IndexOp::Key { key, party } => {
                     self.keys.insert(*key, party.clone());
                 }
-                IndexOp::Holding { .. } | IndexOp::ChainLink { .. } | IndexOp::Involved { .. } => {}
+                IndexOp::Holding { .. }
+                | IndexOp::ChainLink { .. }
+                | IndexOp::Involved { .. }
+                | IndexOp::Stay { .. } => {}
             }
         }
     }

@@ -217,15 +217,6 @@ impl Replay {
     }
 }
 
-/// The dwell baseline of the ledger as it stands (one verified pass over the log).
-pub fn baseline<S: Store>(
-    store: &S,
-    ledger: &LedgerName,
-    rule: DwellRule,
-) -> Result<Peers, StoreError> {
-    replay(store, ledger, &|_, _| {})?.peers(rule)
-}
-
 /// What judging one unit reads: shared, read-only tables, plus a per-thread memo of dated
 /// screenings.
 struct Ctx<'a> {

@@ -34,8 +34,8 @@ use crate::screen::matcher::{Index, Thresholds};
 use crate::store::{Store, StoreError};
 use crate::verified::VerifiedCache;
 
-pub use bulk::{baseline, resolve_all, Summary};
-pub use peers::{DwellRule, Peers};
+pub use bulk::{resolve_all, Summary};
+pub use peers::{baseline, DwellRule, Peers};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -219,5 +219,5 @@ impl<P: Clone + PartialEq> Walk<P> {
 /// Whole days from `a` to `b` (0 if `b` is earlier).
 #[must_use]
 pub fn days(a: Timestamp, b: Timestamp) -> u32 {
-    u32::try_from((b.unix() - a.unix()).max(0) / 86_400).unwrap_or(u32::MAX)
+    a.whole_days_until(b)
 }

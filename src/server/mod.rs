@@ -54,8 +54,8 @@ pub struct AppState {
     nonces: Arc<operator::Nonces>,
     lists: Arc<SledLists>,
     index: Arc<RwLock<Option<Screening>>>,
-    /// The dwell baseline with the log size and time it was computed at.
-    peers: Arc<std::sync::Mutex<Option<(u64, i64, crate::resolve::Peers)>>>,
+    /// The dwell baseline with the log size and rule it was computed for.
+    peers: Arc<std::sync::Mutex<Option<(u64, crate::resolve::DwellRule, crate::resolve::Peers)>>>,
     /// The dashboard's resolutions of every unit.
     ui: Arc<std::sync::Mutex<Option<Arc<ui::overview::Cached>>>>,
     /// Events verified for earlier chain reads and resolutions ([`crate::verified`]).
@@ -100,20 +100,19 @@ impl AppState {
         Ok(built)
     }
 
-    /// The dwell baseline. It reads the whole log, so it is recomputed only when the log
-    /// has grown and the cached one is more than a minute old.
+    /// The dwell baseline, from the store's completed-stay counters (a few records per
+    /// party), kept for the log size it was read at.
     fn peers(&self, rule: crate::resolve::DwellRule) -> Result<crate::resolve::Peers, Problem> {
         let store = self.ledger.store();
         let size = store.len()?;
-        let now = (self.clock)().unix();
         let mut cached = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((s, at, p)) = *cached {
-            if s == size || now - at < 60 {
+        if let Some((s, r, p)) = *cached {
+            if s == size && r == rule {
                 return Ok(p);
             }
         }
-        let p = crate::resolve::baseline(store, self.ledger.name(), rule)?;
-        *cached = Some((size, now, p));
+        let p = crate::resolve::baseline(store, rule)?;
+        *cached = Some((size, rule, p));
         Ok(p)
     }
 

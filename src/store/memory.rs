@@ -168,10 +168,19 @@ impl Store for MemoryStore {
             holdings: g.state.holdings.values().map(|s| s.len() as u64).sum(),
             involved: g.state.involved.values().map(|s| s.len() as u64).sum(),
             chain_links: g.state.chains.values().map(|c| c.len() as u64).sum(),
+            stays: g.state.stays.len() as u64,
             hashes: g.hashes.len() as u64,
             nodes: g.nodes.keys().filter(|id| id.level == 0).count() as u64,
             checkpoints: g.checkpoints.len() as u64,
         })
+    }
+    fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError> {
+        let g = self.lock();
+        Ok(g.state
+            .stays
+            .iter()
+            .map(|((p, d), n)| (p.clone(), *d, *n))
+            .collect())
     }
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
         let g = self.lock();

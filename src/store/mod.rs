@@ -100,6 +100,8 @@ pub struct Counts {
     pub holdings: u64,
     pub involved: u64,
     pub chain_links: u64,
+    /// (party, days) counters of completed stays.
+    pub stays: u64,
     pub hashes: u64,
     /// Leaves whose Merkle nodes are stored (one per event).
     pub nodes: u64,
@@ -159,6 +161,10 @@ pub trait Store: Send + Sync + 'static {
     /// Units in id order after `after`, at most `limit`.
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
+    /// Every completed-stay counter ([`crate::core::state::IndexOp::Stay`]): `(party,
+    /// days, stays)` in party-id then days order, none with zero stays. Few records (parties
+    /// × distinct durations), so the dwell baseline never needs the log.
+    fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError>;
     /// Merkle node hashes, in the order asked (`None` where the store has none). One
     /// round trip for a whole proof; a backend may serve them from a cache of what it
     /// committed.
@@ -260,6 +266,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn counts(&self) -> Result<Counts, StoreError> {
         (**self).counts()
+    }
+    fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError> {
+        (**self).stays()
     }
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
         (**self).nodes(ids)

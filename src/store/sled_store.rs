@@ -13,12 +13,15 @@
 //! | `k`    | 32-byte public key             | party id                                |
 //! | `u`    | unit id                        | u32 n, n × u64 chain log indexes, UnitRecord (binary, [`super::unit_codec`]) |
 //! | `x`    | party id, unit id              | empty (the party holds the unit)        |
+//! | `v`    | party id, unit id              | empty (the party is involved in the unit) |
+//! | `s`    | party id, u32 days             | u64 completed stays of that many days (layout 5) |
 //! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
 //!
 //! The log entries and the Merkle nodes are not in sled but in append-only files beside it
 //! (layout 3, [`super::log_files`]); `mlen` in sled says how much of them is committed. A
 //! unit's chain lives in its record (since layout 2): a group writes each unit it touches
-//! once. Unit records are binary since layout 4 (JSON before). `mlayout` holds the layout number; a directory written with another layout is
+//! once. Unit records are binary since layout 4 (JSON before); layout 5 added the holder's
+//! custody time to them and the `s` counters. `mlayout` holds the layout number; a directory written with another layout is
 //! refused at open.
 
 use std::path::Path;
@@ -120,7 +123,7 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The storage layout this code reads and writes (see the module table).
-const LAYOUT: u64 = 4;
+const LAYOUT: u64 = 5;
 
 fn unit_key(u: &UnitId) -> Vec<u8> {
     key(b'u', &[u.as_str().as_bytes()])
@@ -141,6 +144,25 @@ fn encode_unit(record: &[u8], chain: &[u64]) -> Vec<u8> {
 /// The record of unit `u` from a `u` value.
 fn unit_record(u: &UnitId, v: &[u8], location: &str) -> Result<UnitRecord, StoreError> {
     unit_codec::decode(u, decode_unit(v, location)?.1).map_err(|e| corrupt(location, e))
+}
+
+/// An `s` key: the party id, then the days.
+fn stay_key(p: &PartyId, days: u32) -> Vec<u8> {
+    key(b's', &[p.as_str().as_bytes(), &days.to_be_bytes()])
+}
+
+/// The party and days of an `s` key.
+fn stay_of(k: &[u8]) -> Result<(PartyId, u32), StoreError> {
+    let bad = |d: &dyn ToString| corrupt(format!("stay counter {}", hex::encode(k)), d.to_string());
+    let body = k.get(1..).unwrap_or_default();
+    let (p, d) = body
+        .split_last_chunk::<4>()
+        .ok_or_else(|| bad(&"key shorter than its day count"))?;
+    let p = std::str::from_utf8(p).map_err(|e| bad(&e))?;
+    Ok((
+        PartyId::parse(p).map_err(|e| bad(&e))?,
+        u32::from_be_bytes(*d),
+    ))
 }
 
 /// The chain and the record's binary form of a `u` value.
@@ -544,10 +566,21 @@ impl Store for SledStore {
             holdings: self.count_prefix(b'x')?,
             involved: self.count_prefix(b'v')?,
             chain_links: self.count_chain_links()?,
+            stays: self.count_prefix(b's')?,
             hashes: self.count_prefix(b'h')?,
             nodes,
             checkpoints: self.count_prefix(b'q')?,
         })
+    }
+
+    fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.tree.scan_prefix([b's']) {
+            let (k, v) = r.map_err(io)?;
+            let (p, days) = stay_of(&k)?;
+            out.push((p, days, u64_of(&v, "stay counter")?));
+        }
+        Ok(out)
     }
 
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<TreeHash>>, StoreError> {
@@ -605,6 +638,8 @@ impl Store for SledStore {
         // Each unit the group touches: its latest record (binary) and its chain, written once.
         let mut touched: std::collections::BTreeMap<UnitId, (Option<Vec<u8>>, Vec<u64>)> =
             std::collections::BTreeMap::new();
+        // Stays the group completes, added to the stored counters once per key.
+        let mut stays: std::collections::BTreeMap<Vec<u8>, u64> = std::collections::BTreeMap::new();
         for c in batch {
             let e = &c.entry;
             b.insert(
@@ -663,6 +698,9 @@ impl Store for SledStore {
                         key(b'v', &[party.as_str().as_bytes(), unit.as_str().as_bytes()]),
                         b"".as_slice(),
                     ),
+                    IndexOp::Stay { party, days } => {
+                        *stays.entry(stay_key(party, *days)).or_insert(0) += 1;
+                    }
                 }
             }
         }
@@ -671,6 +709,13 @@ impl Store for SledStore {
                 StoreError::BadGroup(format!("unit {u} has chain links but no record"))
             })?;
             b.insert(unit_key(u), encode_unit(record, chain));
+        }
+        for (k, add) in stays {
+            let was = match self.get(&k)? {
+                None => 0,
+                Some(v) => u64_of(&v, "stay counter")?,
+            };
+            b.insert(k, &(was + add).to_be_bytes());
         }
         if let Some(last) = batch.last() {
             b.insert(
@@ -819,6 +864,7 @@ mod tests {
                         retired: None,
                         registered: LogIndex::new(0),
                         length: 1,
+                        held_since: at,
                     }],
                     index: vec![IndexOp::ChainLink {
                         unit: unit.clone(),

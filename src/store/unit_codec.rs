@@ -1,7 +1,8 @@
-//! The binary form of a unit record in sled (storage layout 4; layouts up to 3 stored JSON).
-//! A unit's record is rewritten by every event that touches it, so its size is paid once
-//! per event in sled's log: JSON took about 335 bytes (520 while a transfer is pending),
-//! this form takes 85 (157). The unit id is not repeated: it is the record's key.
+//! The binary form of a unit record in sled (storage layouts 4 and 5; layouts up to 3
+//! stored JSON; layout 5 added the holder's custody time). A unit's record is rewritten by
+//! every event that touches it, so its size is paid once per event in sled's log: JSON took
+//! about 335 bytes (520 while a transfer is pending), this form takes 93 (165). The unit id
+//! is not repeated: it is the record's key.
 //!
 //! All integers big-endian:
 //! ```text
@@ -12,6 +13,7 @@
 //! i64                 head time (Unix seconds)
 //! u64                 log index of the registration
 //! u32                 chain length
+//! i64                 when the holder took custody (Unix seconds)
 //! [if pending]        32-byte transfer hash, 16-byte from, 16-byte to, i64 since
 //! [if retired]        u8 reason: 0 destroyed, 1 decommissioned, 2 lost, 3 stolen
 //! ```
@@ -67,6 +69,7 @@ pub(super) fn encode_into(r: &UnitRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&r.head_at.unix().to_be_bytes());
     out.extend_from_slice(&r.registered.get().to_be_bytes());
     out.extend_from_slice(&r.length.to_be_bytes());
+    out.extend_from_slice(&r.held_since.unix().to_be_bytes());
     if let Some(p) = &r.pending {
         out.extend_from_slice(p.transfer.as_bytes());
         out.extend_from_slice(&party_bytes(&p.from));
@@ -123,6 +126,7 @@ pub(super) fn decode(id: &UnitId, bytes: &[u8]) -> Result<UnitRecord, UnitCodecE
     let head_at = r.time("head time")?;
     let registered = LogIndex::new(u64::from_be_bytes(r.take::<8>("registration index")?));
     let length = u32::from_be_bytes(r.take::<4>("chain length")?);
+    let held_since = r.time("custody time")?;
     let pending = if flags & PENDING != 0 {
         Some(Pending {
             transfer: r.hash("pending transfer")?,
@@ -158,6 +162,7 @@ pub(super) fn decode(id: &UnitId, bytes: &[u8]) -> Result<UnitRecord, UnitCodecE
         retired,
         registered,
         length,
+        held_since,
     })
 }
 
@@ -199,6 +204,7 @@ mod tests {
             }),
             registered: LogIndex::new(registered),
             length: (seed % 1000) as u32,
+            held_since: Timestamp::clamped(t - 86_400),
         }
     }
 
@@ -214,7 +220,7 @@ mod tests {
             let r = record(seed, pending, retired, t, registered);
             let mut b = Vec::new();
             encode_into(&r, &mut b);
-            prop_assert_eq!(b.len(), 85 + if pending { 72 } else { 0 } + usize::from(retired.is_some()));
+            prop_assert_eq!(b.len(), 93 + if pending { 72 } else { 0 } + usize::from(retired.is_some()));
             prop_assert_eq!(decode(&r.id, &b), Ok(r.clone()));
             for cut in 0..b.len() {
                 prop_assert!(matches!(decode(&r.id, &b[..cut]), Err(UnitCodecError::Short(_))));
@@ -235,12 +241,21 @@ mod tests {
         let mut bad = b.clone();
         *bad.last_mut().expect("reason byte") = 4;
         assert_eq!(decode(&r.id, &bad), Err(UnitCodecError::Reason(4)));
-        let mut bad = b;
+        let mut bad = b.clone();
         bad[65..73].copy_from_slice(&0i64.to_be_bytes());
         assert!(matches!(
             decode(&r.id, &bad),
             Err(UnitCodecError::Field {
                 field: "head time",
+                ..
+            })
+        ));
+        let mut bad = b;
+        bad[85..93].copy_from_slice(&i64::MAX.to_be_bytes());
+        assert!(matches!(
+            decode(&r.id, &bad),
+            Err(UnitCodecError::Field {
+                field: "custody time",
                 ..
             })
         ));
