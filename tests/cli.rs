@@ -723,7 +723,7 @@ fn verify_names_a_unit_record_it_cannot_read() {
 #[test]
 fn verify_finds_doctored_scanned_indexes() {
     type Doctor = fn(&sled::Tree);
-    let cases: [(&str, Doctor, &str, &str); 5] = [
+    let cases: [(&str, Doctor, &str, &str); 7] = [
         (
             "a hash pointed at another entry",
             |t| {
@@ -776,6 +776,30 @@ fn verify_finds_doctored_scanned_indexes() {
             },
             "index",
             "completed stays of 7 days",
+        ),
+        (
+            "a holding added",
+            |t| {
+                let (k, _) = t
+                    .scan_prefix(b"x")
+                    .next()
+                    .expect("a holding")
+                    .expect("read");
+                let mut k = k.to_vec();
+                k.extend_from_slice(b"0");
+                t.insert(k, b"".as_slice()).expect("write");
+            },
+            "index",
+            "holdings of party",
+        ),
+        (
+            "an involvement deleted",
+            |t| {
+                let (k, _) = t.scan_prefix(b"v").last().expect("involved").expect("read");
+                t.remove(k).expect("delete");
+            },
+            "index",
+            "involvement index of party",
         ),
     ];
     for (what, doctor, check, says) in cases {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
+use super::{Census, Counts, Group, LedgerMeta, LogEntry, PartyUnits, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LogIndex, PartyId, PublicKey};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -113,20 +113,43 @@ impl Store for MemoryStore {
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
     }
-    fn chains(
+    fn unit_chains(
         &self,
         after: Option<&UnitId>,
         limit: usize,
-    ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError> {
+    ) -> Result<Vec<(UnitRecord, Vec<LogIndex>)>, StoreError> {
         let g = self.lock();
-        let mut v: Vec<(UnitId, Vec<LogIndex>)> = g
+        let mut v: Vec<(UnitRecord, Vec<LogIndex>)> = g
             .state
-            .chains
+            .units
             .iter()
-            .filter(|(u, c)| after.is_none_or(|a| *u > a) && !c.is_empty())
-            .map(|(u, c)| (u.clone(), c.clone()))
+            .filter(|(u, _)| after.is_none_or(|a| *u > a))
+            .map(|(u, r)| {
+                let chain = g.state.chains.get(u).cloned().unwrap_or_default();
+                (r.clone(), chain)
+            })
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        v.truncate(limit);
+        Ok(v)
+    }
+    fn party_unit_pairs(
+        &self,
+        family: PartyUnits,
+        after: Option<&(PartyId, UnitId)>,
+        limit: usize,
+    ) -> Result<Vec<(PartyId, UnitId)>, StoreError> {
+        let g = self.lock();
+        let sets = match family {
+            PartyUnits::Holdings => &g.state.holdings,
+            PartyUnits::Involved => &g.state.involved,
+        };
+        let mut v: Vec<(PartyId, UnitId)> = sets
+            .iter()
+            .flat_map(|(p, us)| us.iter().map(move |u| (p.clone(), u.clone())))
+            .filter(|pair| after.is_none_or(|a| pair > a))
+            .collect();
+        v.sort();
         v.truncate(limit);
         Ok(v)
     }
@@ -172,6 +195,18 @@ impl Store for MemoryStore {
             hashes: g.hashes.len() as u64,
             nodes: g.nodes.keys().filter(|id| id.level == 0).count() as u64,
             checkpoints: g.checkpoints.len() as u64,
+        })
+    }
+    fn census(&self) -> Result<Census, StoreError> {
+        let c = self.counts()?;
+        Ok(Census {
+            events: c.events,
+            parties: c.parties,
+            handles: c.handles,
+            keys: c.keys,
+            stays: c.stays,
+            nodes: c.nodes,
+            checkpoints: c.checkpoints,
         })
     }
     fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError> {

@@ -108,6 +108,28 @@ pub struct Counts {
     pub checkpoints: u64,
 }
 
+/// The (party, unit) indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartyUnits {
+    /// Units a party holds now ([`Store::holdings`]).
+    Holdings,
+    /// Units a party is or was involved with ([`Store::involved`]).
+    Involved,
+}
+
+/// The record counts [`Store::census`] gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Census {
+    pub events: u64,
+    pub parties: u64,
+    pub handles: u64,
+    pub keys: u64,
+    pub stays: u64,
+    /// Leaves whose Merkle nodes are stored (one per event).
+    pub nodes: u64,
+    pub checkpoints: u64,
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Records the ledger name in an empty store, durably.
     fn init(&self, meta: &LedgerMeta) -> Result<(), StoreError>;
@@ -144,13 +166,22 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError>;
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError>;
-    /// Units' chains (as [`Store::chain`]) in unit-id order after `after`, at most `limit`
-    /// units: an ordered scan, for audits.
-    fn chains(
+    /// Units' records with their chains (as [`Store::unit`] and [`Store::chain`]) in unit-id
+    /// order after `after`, at most `limit` units: one ordered scan, for audits.
+    fn unit_chains(
         &self,
         after: Option<&UnitId>,
         limit: usize,
-    ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError>;
+    ) -> Result<Vec<(UnitRecord, Vec<LogIndex>)>, StoreError>;
+    /// Every (party, unit) pair of a family ([`Store::holdings`] or [`Store::involved`]) in
+    /// party-id then unit-id order after `after`, at most `limit`: one ordered scan of the
+    /// whole family, for audits.
+    fn party_unit_pairs(
+        &self,
+        family: PartyUnits,
+        after: Option<&(PartyId, UnitId)>,
+        limit: usize,
+    ) -> Result<Vec<(PartyId, UnitId)>, StoreError>;
     /// The hash index in hash-byte order after `after`, at most `limit` entries: an
     /// ordered scan, for audits.
     fn hash_index(
@@ -160,7 +191,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(EventHash, LogIndex)>, StoreError>;
     /// Units in id order after `after`, at most `limit`.
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError>;
+    /// How many records of every kind the store holds (a scan of everything).
     fn counts(&self) -> Result<Counts, StoreError>;
+    /// The counts of the record kinds an audit does not read whole by ordered scans (few
+    /// records each, besides the log files' own counts).
+    fn census(&self) -> Result<Census, StoreError>;
     /// Every completed-stay counter ([`crate::core::state::IndexOp::Stay`]): `(party,
     /// days, stays)` in party-id then days order, none with zero stays. Few records (parties
     /// × distinct durations), so the dwell baseline never needs the log.
@@ -247,12 +282,20 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         (**self).parties()
     }
-    fn chains(
+    fn unit_chains(
         &self,
         after: Option<&UnitId>,
         limit: usize,
-    ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError> {
-        (**self).chains(after, limit)
+    ) -> Result<Vec<(UnitRecord, Vec<LogIndex>)>, StoreError> {
+        (**self).unit_chains(after, limit)
+    }
+    fn party_unit_pairs(
+        &self,
+        family: PartyUnits,
+        after: Option<&(PartyId, UnitId)>,
+        limit: usize,
+    ) -> Result<Vec<(PartyId, UnitId)>, StoreError> {
+        (**self).party_unit_pairs(family, after, limit)
     }
     fn hash_index(
         &self,
@@ -266,6 +309,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn counts(&self) -> Result<Counts, StoreError> {
         (**self).counts()
+    }
+    fn census(&self) -> Result<Census, StoreError> {
+        (**self).census()
     }
     fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError> {
         (**self).stays()

@@ -35,7 +35,7 @@ use super::tree_nodes;
 use super::unit_codec;
 use super::upper_nodes::UpperNodes;
 use super::watermark::{Mark, Watermark};
-use super::{Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
+use super::{Census, Counts, Group, LedgerMeta, LogEntry, PartyUnits, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -494,11 +494,11 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn chains(
+    fn unit_chains(
         &self,
         after: Option<&UnitId>,
         limit: usize,
-    ) -> Result<Vec<(UnitId, Vec<LogIndex>)>, StoreError> {
+    ) -> Result<Vec<(UnitRecord, Vec<LogIndex>)>, StoreError> {
         let mut out = Vec::new();
         for r in self.tree.range(self.units_from(after)..) {
             let (k, v) = r.map_err(io)?;
@@ -507,8 +507,45 @@ impl Store for SledStore {
             }
             let s = std::str::from_utf8(&k[1..]).map_err(|e| corrupt("unit key", e))?;
             let u = UnitId::parse(s).map_err(|e| corrupt("unit key", e))?;
-            let (chain, _) = decode_unit(&v, &format!("chain of {u}"))?;
-            out.push((u, chain.into_iter().map(LogIndex::new).collect()));
+            let location = format!("unit {u}");
+            let (chain, record) = decode_unit(&v, &location)?;
+            let record = unit_codec::decode(&u, record).map_err(|e| corrupt(location, e))?;
+            out.push((record, chain.into_iter().map(LogIndex::new).collect()));
+        }
+        Ok(out)
+    }
+
+    fn party_unit_pairs(
+        &self,
+        family: PartyUnits,
+        after: Option<&(PartyId, UnitId)>,
+        limit: usize,
+    ) -> Result<Vec<(PartyId, UnitId)>, StoreError> {
+        let (prefix, what) = match family {
+            PartyUnits::Holdings => (b'x', "holdings"),
+            PartyUnits::Involved => (b'v', "involvement"),
+        };
+        let start = match after {
+            Some((p, u)) => {
+                let mut s = key(prefix, &[p.as_str().as_bytes(), u.as_str().as_bytes()]);
+                s.push(0);
+                s
+            }
+            None => vec![prefix],
+        };
+        let mut out = Vec::new();
+        for r in self.tree.range(start..) {
+            let (k, _) = r.map_err(io)?;
+            if k.first() != Some(&prefix) || out.len() >= limit {
+                break;
+            }
+            // A party id is 32 hex digits; the unit id follows.
+            let s = std::str::from_utf8(&k[1..]).map_err(|e| corrupt(what, e))?;
+            let (p, u) = (s.get(..32).unwrap_or(s), s.get(32..).unwrap_or(""));
+            out.push((
+                PartyId::parse(p).map_err(|e| corrupt(what, e))?,
+                UnitId::parse(u).map_err(|e| corrupt(what, e))?,
+            ));
         }
         Ok(out)
     }
@@ -568,6 +605,19 @@ impl Store for SledStore {
             chain_links: self.count_chain_links()?,
             stays: self.count_prefix(b's')?,
             hashes: self.count_prefix(b'h')?,
+            nodes,
+            checkpoints: self.count_prefix(b'q')?,
+        })
+    }
+
+    fn census(&self) -> Result<Census, StoreError> {
+        let (events, nodes) = self.files.counts()?;
+        Ok(Census {
+            events,
+            parties: self.count_prefix(b'p')?,
+            handles: self.count_prefix(b'n')?,
+            keys: self.count_prefix(b'k')?,
+            stays: self.count_prefix(b's')?,
             nodes,
             checkpoints: self.count_prefix(b'q')?,
         })
