@@ -1248,6 +1248,39 @@ fn resolve_one_unit_and_all_of_them() {
         .contains("not registered"));
 }
 
+/// `resolve --all --format json` is written as units are judged, and signed in two passes
+/// over its text: the signature verifies under the log key, `signed.report` is exactly the
+/// rest of the output, and an edited text fails.
+#[test]
+fn the_streamed_whole_ledger_report_is_signed_over_its_own_text() {
+    let (cli, _) = Cli::populated();
+    let all = cli.ok(None, &["resolve", "--all"]);
+    assert_schema("resolve_all_output", &all);
+    let cp = cli.ok(None, &["checkpoint"]);
+    let vkey =
+        custody::core::checkpoint::VerifierKey::parse(cp["verifier_key"].as_str().expect("vkey"))
+            .expect("vkey");
+    let signed: custody::core::report::SignedReport =
+        serde_json::from_value(all["signed"].clone()).expect("signed");
+    assert!(signed.verify(&vkey.key), "the signature verifies");
+    let mut rest = all.clone();
+    rest.as_object_mut().expect("object").remove("signed");
+    let text: Value = serde_json::from_str(&signed.report).expect("the report is JSON");
+    assert_eq!(text, rest, "the signed text is the report around it");
+    let units = all["resolutions"].as_array().expect("resolutions").len() as u64;
+    assert_eq!(all["units"], units);
+    assert!(units >= 2, "{all:#}");
+    let mut edited = signed.clone();
+    edited.report = edited.report.replacen("clear", "review", 1);
+    assert!(!edited.verify(&vkey.key));
+    // CSV is written as judged too: a header and one row per unit.
+    let out = cli.run(None, &["resolve", "--all", "--format", "text", "--table", "csv"]);
+    assert_eq!(out.status.code(), Some(0));
+    let csv = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(csv.lines().count() as u64, units + 1, "{csv}");
+    assert!(csv.starts_with("unit,verdict,rules\n"));
+}
+
 #[test]
 fn a_verdict_changes_when_the_list_changes() {
     let (cli, _) = Cli::populated();

@@ -22,6 +22,7 @@ pub mod monitor;
 pub mod party;
 pub mod read;
 pub mod resolve;
+mod resolve_stream;
 pub mod screen;
 pub mod witness;
 

@@ -400,60 +400,99 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         return emit(cli.format, &out, |x| render_changes(&x.changes));
     }
     let bar = super::read::progress_bar(cli, "resolving");
-    let sum = resolve_all(
-        &store,
-        &name,
-        &ix,
-        &o,
-        &|stage, done, total| {
-            bar.set_message(stage.to_owned());
-            bar.set_length(total);
-            bar.set_position(done);
-        },
-        |r| Ok(!a.flagged || r.verdict != Verdict::Clear),
-    )?;
-    bar.finish_and_clear();
-    if let Some(p) = sum.peers {
-        basis.peers = p;
-    }
-    let mut all = All {
-        basis,
-        units: sum.units,
-        counts: sum.counts,
-        resolutions: sum.resolutions,
-        signed: None,
+    let progress = |stage: &str, done, total| {
+        bar.set_message(stage.to_owned());
+        bar.set_length(total);
+        bar.set_position(done);
     };
-    all.signed = sign(cli, &all)?;
+    let wanted = |r: &Resolution| !a.flagged || r.verdict != Verdict::Clear;
     match (cli.format, a.table) {
+        (Format::Json, _) => {
+            // Written as judged: memory does not grow with the units reported.
+            #[derive(Serialize)]
+            struct Head<'a> {
+                ledger: &'a str,
+                checkpoint: &'a Option<CheckpointRef>,
+                lists: &'a [SnapshotRef],
+                as_of: crate::core::values::Timestamp,
+            }
+            let key = log_key(cli);
+            let head = Head {
+                ledger: &basis.ledger,
+                checkpoint: &basis.checkpoint,
+                lists: &basis.lists,
+                as_of: basis.as_of,
+            };
+            let mut stream = super::resolve_stream::ReportStream::start(&head, key.is_some())?;
+            let mut failed = None;
+            let sum = resolve_all(&store, &name, &ix, &o, &progress, |r| {
+                if failed.is_none() && wanted(r) {
+                    failed = stream.resolution(r).err();
+                }
+                Ok(false)
+            })?;
+            bar.finish_and_clear();
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            let peers = sum.peers.unwrap_or(basis.peers);
+            stream.finish(
+                sum.units,
+                &sum.counts,
+                &peers,
+                key.as_ref().map(|k| &k.signing),
+            )
+        }
         (Format::Text, Table::Csv) => {
             out("unit,verdict,rules\n")?;
-            for r in &all.resolutions {
-                let rules: Vec<&str> = r.findings.iter().map(|f| f.rule).collect();
-                out(&format!(
-                    "{},{},{}\n",
-                    r.unit,
-                    r.verdict.as_str(),
-                    rules.join(";")
-                ))?;
-            }
-            Ok(())
+            let mut failed = None;
+            resolve_all(&store, &name, &ix, &o, &progress, |r| {
+                if failed.is_none() && wanted(r) {
+                    let rules: Vec<&str> = r.findings.iter().map(|f| f.rule).collect();
+                    failed = out(&format!(
+                        "{},{},{}\n",
+                        r.unit,
+                        r.verdict.as_str(),
+                        rules.join(";")
+                    ))
+                    .err();
+                }
+                Ok(false)
+            })?;
+            bar.finish_and_clear();
+            failed.map_or(Ok(()), Err)
         }
-        _ => emit(cli.format, &all, |x| {
-            let mut s = format!(
-                "{} units resolved: {}",
-                x.units,
-                x.counts
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            if !x.resolutions.is_empty() {
-                s.push('\n');
-                s.push_str(&render_grouped(&x.resolutions));
+        _ => {
+            let sum = resolve_all(&store, &name, &ix, &o, &progress, |r| Ok(wanted(r)))?;
+            bar.finish_and_clear();
+            if let Some(p) = sum.peers {
+                basis.peers = p;
             }
-            s
-        }),
+            let mut all = All {
+                basis,
+                units: sum.units,
+                counts: sum.counts,
+                resolutions: sum.resolutions,
+                signed: None,
+            };
+            all.signed = sign(cli, &all)?;
+            emit(cli.format, &all, |x| {
+                let mut s = format!(
+                    "{} units resolved: {}",
+                    x.units,
+                    x.counts
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if !x.resolutions.is_empty() {
+                    s.push('\n');
+                    s.push_str(&render_grouped(&x.resolutions));
+                }
+                s
+            })
+        }
     }
 }
 
