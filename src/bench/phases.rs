@@ -230,8 +230,15 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
 
     progress("resolving every unit");
     let t = Instant::now();
+    // As `custody resolve --all --flagged --format json` does: each flagged resolution
+    // written out as it is judged (here to a sink), none kept.
+    let mut sink = std::io::sink();
     let sum = crate::resolve::resolve_all(&store, &name, &ix, &o, &|_, _, _| {}, |r| {
-        Ok(r.verdict != Verdict::Clear)
+        if r.verdict != Verdict::Clear {
+            serde_json::to_writer(&mut sink, r)
+                .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
+        }
+        Ok(false)
     })?;
     let resolve_all_s = t.elapsed().as_secs_f64();
     let _ = sum.units;
