@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Command::Submit(a) => cli::events::submit(&cli, a),
         Command::Chain(a) => cli::read::chain(&cli, a),
         Command::Unit(a) => cli::read::unit(&cli, a),
-        Command::Verify => match cli::read::verify(&cli) {
+        Command::Verify(a) => match cli::read::verify(&cli, a) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(3),
             Err(e) => Err(e),

@@ -573,7 +573,11 @@ fn verify_refused(cli: &Cli) -> String {
 }
 
 fn verify_fails(cli: &Cli) -> Value {
-    let out = cli.run(None, &["verify"]);
+    verify_fails_with(cli, &[])
+}
+
+fn verify_fails_with(cli: &Cli, args: &[&str]) -> Value {
+    let out = cli.run(None, &[&["verify"], args].concat());
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -809,6 +813,11 @@ fn verify_finds_doctored_scanned_indexes() {
         assert_eq!(f["check"], check, "{what}: {f}");
         let detail = f["detail"].as_str().expect("detail");
         assert!(detail.contains(says), "{what}: {detail}");
+        // Replaying one unit per pass finds it too.
+        let one = verify_fails_with(&cli, &["--units-per-pass", "1"]);
+        assert_eq!(one["check"], check, "{what}, one unit per pass: {one}");
+        let detail = one["detail"].as_str().expect("detail");
+        assert!(detail.contains(says), "{what}, one unit per pass: {detail}");
     }
 }
 
@@ -1274,7 +1283,10 @@ fn the_streamed_whole_ledger_report_is_signed_over_its_own_text() {
     edited.report = edited.report.replacen("clear", "review", 1);
     assert!(!edited.verify(&vkey.key));
     // CSV is written as judged too: a header and one row per unit.
-    let out = cli.run(None, &["resolve", "--all", "--format", "text", "--table", "csv"]);
+    let out = cli.run(
+        None,
+        &["resolve", "--all", "--format", "text", "--table", "csv"],
+    );
     assert_eq!(out.status.code(), Some(0));
     let csv = String::from_utf8(out.stdout).expect("utf-8");
     assert_eq!(csv.lines().count() as u64, units + 1, "{csv}");

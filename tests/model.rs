@@ -115,5 +115,12 @@ proptest! {
         }
         let report = custody::audit::verify_ledger(w.ledger.store(), |_, _| {}).expect("audit");
         prop_assert!(report.ok, "{:?}", report.failure);
+        // In passes of one or two units: the same report.
+        for units_per_pass in [1, 2] {
+            let budget = custody::audit::Budget { units_per_pass };
+            let passes = custody::audit::verify_ledger_within(w.ledger.store(), budget, |_, _| {})
+                .expect("audit");
+            prop_assert_eq!(format!("{passes:?}"), format!("{report:?}"));
+        }
     }
 }

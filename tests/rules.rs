@@ -848,3 +848,135 @@ fn a_chain_spanning_many_commit_groups_is_judged_in_order() {
     let report = custody::audit::verify_ledger(w.ledger.store(), |_, _| {}).expect("audit");
     assert!(report.ok, "{:?}", report.failure);
 }
+
+/// Appends `ev` to the store as it is, without the rules: what a store written by something
+/// other than this ledger may hold. Its Merkle nodes are right, so only the rules catch it.
+fn commit_unjudged(store: &MemoryStore, ev: &custody::core::verify::VerifiedEvent, at: Timestamp) {
+    use custody::core::ids::LogIndex;
+    use custody::core::merkle::{entry_leaf_hash, Frontier};
+    use custody::store::{Committed, Group, LogEntry};
+    let n = store.len().expect("len");
+    let mut f = Frontier::default();
+    for e in store
+        .entries(LogIndex::new(0), LogIndex::new(n))
+        .expect("entries")
+    {
+        f.push(entry_leaf_hash(e.integrated_at, &e.event));
+    }
+    let entry = LogEntry {
+        index: LogIndex::new(n),
+        integrated_at: at,
+        hash: ev.hash(),
+        event: ev.canonical_bytes().to_vec(),
+    };
+    let nodes = f.push(entry_leaf_hash(at, &entry.event));
+    store
+        .commit(&Group {
+            events: vec![Committed {
+                entry,
+                delta: Default::default(),
+            }],
+            nodes,
+            checkpoint: None,
+        })
+        .expect("commit");
+}
+
+/// The audit holds the replay state of one range of units at a time, one pass each (here
+/// two units per pass): the same report as in one pass, and a rule broken by a unit of any
+/// range is found, the earliest first, whichever pass meets it.
+#[test]
+fn an_audit_in_passes_by_unit_range_finds_what_one_pass_finds() {
+    use custody::audit::{verify_ledger, verify_ledger_within, Budget};
+    let w = world();
+    let c = w.client();
+    let mut u = w.register(7);
+    u.sort();
+    let t = c
+        .transfer(&w.maker, &w.dist.party_id(), &u[1..6], text("S"), cn())
+        .expect("transfer");
+    c.accept(&w.dist, &t.hash, &u[2..5], None).expect("accept");
+    c.reject(&w.dist, &t.hash, &u[5..6], text("no"))
+        .expect("reject");
+    let t = c
+        .transfer(&w.dist, &w.sub.party_id(), &u[2..4], text("S"), cn())
+        .expect("transfer");
+    w.tick(86_400 * 3);
+    c.accept(&w.sub, &t.hash, &[], None).expect("accept");
+    let store = w.ledger.store();
+    let tight = Budget { units_per_pass: 2 };
+    let (ranges, units) = custody::audit::UnitRanges::of(store, tight).expect("ranges");
+    assert_eq!((ranges.count(), units), (4, 7));
+    let one = verify_ledger(store, |_, _| {}).expect("audit");
+    let passes = verify_ledger_within(store, tight, |_, _| {}).expect("audit");
+    assert!(
+        one.ok && passes.ok,
+        "{:?} {:?}",
+        one.failure,
+        passes.failure
+    );
+    assert_eq!(format!("{one:?}"), format!("{passes:?}"));
+    assert_eq!(passes.units, 7);
+
+    // The distributor "transfers" the last unit, which the maker holds: the last range's.
+    let n = store.len().expect("len");
+    let late = signed(
+        w.ledger.name(),
+        transfer_body(&w, &w.dist.party_id(), &w.sub.party_id(), &u[6..]),
+        &w.dist,
+    );
+    commit_unjudged(store, &late, w.now());
+    let one = verify_ledger(store, |_, _| {}).expect("audit");
+    let passes = verify_ledger_within(store, tight, |_, _| {}).expect("audit");
+    let f = passes.failure.as_ref().expect("found in its pass");
+    assert_eq!((f.check, f.index), ("rules", Some(n)), "{f:?}");
+    assert!(f.detail.contains("not_holder"), "{f:?}");
+    assert_eq!(format!("{one:?}"), format!("{passes:?}"));
+    // A later break in the first range: the earlier one is still the one reported.
+    let early = signed(
+        w.ledger.name(),
+        transfer_body(&w, &w.sub.party_id(), &w.dist.party_id(), &u[..1]),
+        &w.sub,
+    );
+    commit_unjudged(store, &early, w.now());
+    let passes = verify_ledger_within(store, tight, |_, _| {}).expect("audit");
+    assert_eq!(passes.failure.as_ref().and_then(|f| f.index), Some(n));
+    assert_eq!(passes.events_checked, n);
+}
+
+/// A later pass of the audit takes bytes as verified only if they hash as the event the
+/// first pass verified at that position, for this ledger.
+#[test]
+fn bytes_read_again_are_verified_only_if_they_hash_as_verified() {
+    use custody::core::verify::{AgainError, VerifiedHashes};
+    let w = world();
+    let u = w.register(1);
+    let name = w.ledger.name();
+    let ev = signed(
+        name,
+        transfer_body(&w, &w.maker.party_id(), &w.dist.party_id(), &u),
+        &w.maker,
+    );
+    let mut known = VerifiedHashes::default();
+    known.push(&ev);
+    let again = known
+        .again(0, ev.canonical_bytes(), name)
+        .expect("the same bytes");
+    assert_eq!((again.hash(), again.body()), (ev.hash(), ev.body()));
+    let text = String::from_utf8(ev.canonical_bytes().to_vec()).expect("utf-8");
+    let changed = text.replacen("\"S\"", "\"T\"", 1);
+    assert_ne!(changed, text);
+    assert!(matches!(
+        known.again(0, changed.as_bytes(), name),
+        Err(AgainError::Changed { index: 0, .. })
+    ));
+    assert!(matches!(
+        known.again(1, ev.canonical_bytes(), name),
+        Err(AgainError::Unknown(1))
+    ));
+    let other = custody::core::ids::LedgerName::parse("other.example/ledger").expect("name");
+    assert!(matches!(
+        known.again(0, ev.canonical_bytes(), &other),
+        Err(AgainError::Changed { .. })
+    ));
+}

@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use rayon::prelude::*;
 
+use super::ranges::UnitRanges;
 use super::{fail, Failure};
 use crate::core::ids::EventHash;
 use crate::core::ids::PartyId;
@@ -22,31 +23,8 @@ fn idx(detail: String) -> Found {
     Ok(Some(fail(None, None, "index", detail)))
 }
 
-/// Compares the store's records and indexes with the replayed state; the first failure
-/// in a fixed order (hash index, parties, units and chains, holdings, involvement, stays,
-/// counts).
-pub fn compare<S: Store>(
-    store: &S,
-    state: &MemState,
-    hashes: &[EventHash],
-    nodes: u64,
-    checkpoints: u64,
-) -> Found {
-    let checks: [(&str, &(dyn Fn() -> Found + Sync)); 7] = [
-        ("hash index", &|| hash_index(store, hashes)),
-        ("parties", &|| parties(store, state)),
-        ("units and chains", &|| units(store, state)),
-        ("holdings", &|| {
-            party_units(store, PartyUnits::Holdings, &state.holdings)
-        }),
-        ("involvement", &|| {
-            party_units(store, PartyUnits::Involved, &state.involved)
-        }),
-        ("stays", &|| stays(store, state)),
-        ("counts", &|| {
-            counts(store, state, hashes.len() as u64, nodes, checkpoints)
-        }),
-    ];
+/// Runs independent checks in parallel; the first failure in their order.
+fn first_failure(checks: &[(&str, &(dyn Fn() -> Found + Sync))]) -> Found {
     let found: Vec<Found> = checks
         .par_iter()
         .map(|(name, c)| {
@@ -66,6 +44,46 @@ pub fn compare<S: Store>(
         }
     }
     Ok(None)
+}
+
+/// Compares the unit records with their chains, the holdings and the involvement of the
+/// units of range `k` with their replay (`state` holds that range's units); the first
+/// failure in that order.
+pub fn compare_range<S: Store>(
+    store: &S,
+    state: &MemState,
+    ranges: &UnitRanges,
+    k: usize,
+) -> Found {
+    first_failure(&[
+        ("units and chains", &|| units(store, state, ranges, k)),
+        ("holdings", &|| {
+            party_units(store, PartyUnits::Holdings, &state.holdings, ranges, k)
+        }),
+        ("involvement", &|| {
+            party_units(store, PartyUnits::Involved, &state.involved, ranges, k)
+        }),
+    ])
+}
+
+/// Compares the rest with the replay: `state` holds the parties, handles, keys and
+/// operator, and the stays of every range; the first failure in the order hash index,
+/// parties, stays, counts.
+pub fn compare_rest<S: Store>(
+    store: &S,
+    state: &MemState,
+    hashes: &[EventHash],
+    nodes: u64,
+    checkpoints: u64,
+) -> Found {
+    first_failure(&[
+        ("hash index", &|| hash_index(store, hashes)),
+        ("parties", &|| parties(store, state)),
+        ("stays", &|| stays(store, state)),
+        ("counts", &|| {
+            counts(store, state, hashes.len() as u64, nodes, checkpoints)
+        }),
+    ])
 }
 
 /// Page size of the ordered scans.
@@ -157,36 +175,43 @@ fn parties<S: Store>(store: &S, state: &MemState) -> Found {
     Ok(None)
 }
 
-/// Every stored unit record and its chain equal the replay's, and there are as many.
-fn units<S: Store>(store: &S, state: &MemState) -> Found {
-    let seen = scan(
-        |after| store.unit_chains(after, SCAN),
-        |(r, _)| r.id.clone(),
-        |(r, links)| {
+/// Every stored unit record of range `k` and its chain equal the replay's, and there are
+/// as many.
+fn units<S: Store>(store: &S, state: &MemState, ranges: &UnitRanges, k: usize) -> Found {
+    let (mut after, mut n) = (ranges.after(k).cloned(), 0usize);
+    'pages: loop {
+        let page = store.unit_chains(after.as_ref(), SCAN)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.id.clone());
+        for (r, links) in &page {
+            if !ranges.contains(k, &r.id) {
+                break 'pages;
+            }
+            n += 1;
             if state.units.get(&r.id) != Some(r) {
-                Some(format!("unit record {} differs from the replay", r.id))
-            } else if state.chains.get(&r.id) != Some(links) {
-                Some(format!(
+                return idx(format!("unit record {} differs from the replay", r.id));
+            }
+            if state.chains.get(&r.id) != Some(links) {
+                return idx(format!(
                     "chain index of unit {} differs from the replay",
                     r.id
-                ))
-            } else {
-                None
+                ));
             }
-        },
-    )?;
-    match seen {
-        Err(why) => idx(why),
-        Ok(n) if n != state.units.len() => idx(format!(
+        }
+    }
+    if n != state.units.len() {
+        return idx(format!(
             "the store holds {n} unit records, the log implies {}",
             state.units.len()
-        )),
-        Ok(n) if n != state.chains.len() => idx(format!(
+        ));
+    }
+    if n != state.chains.len() {
+        return idx(format!(
             "the store holds chains of {n} units, the log implies {}",
             state.chains.len()
-        )),
-        Ok(_) => Ok(None),
+        ));
     }
+    Ok(None)
 }
 
 /// A (party, unit) index read whole in order equals the replay's sets, pair by pair.
@@ -194,6 +219,8 @@ fn party_units<S: Store>(
     store: &S,
     family: PartyUnits,
     replayed: &HashMap<PartyId, BTreeSet<UnitId>>,
+    ranges: &UnitRanges,
+    k: usize,
 ) -> Found {
     let what = match family {
         PartyUnits::Holdings => "holdings",
@@ -208,15 +235,18 @@ fn party_units<S: Store>(
         |after| store.party_unit_pairs(family, after, SCAN),
         Clone::clone,
         |(p, u)| {
+            if !ranges.contains(k, u) {
+                return None;
+            }
             match want.next() {
-            Some((wp, wu)) if wp == p && wu == u => None,
-            Some((wp, wu)) => Some(format!(
-                "{what} of party {p} differ from the replay: the store has unit {u} where the log implies unit {wu} of party {wp}"
-            )),
-            None => Some(format!(
-                "{what} of party {p} differ from the replay: the store has unit {u}, the log implies no more"
-            )),
-        }
+                Some((wp, wu)) if wp == p && wu == u => None,
+                Some((wp, wu)) => Some(format!(
+                    "{what} of party {p} differ from the replay: the store has unit {u} where the log implies unit {wu} of party {wp}"
+                )),
+                None => Some(format!(
+                    "{what} of party {p} differ from the replay: the store has unit {u}, the log implies no more"
+                )),
+            }
         },
     )?;
     match (seen, want.next()) {

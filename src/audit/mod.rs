@@ -10,6 +10,7 @@
 //! and holding in the store must equal the replay, and the store must hold nothing more.
 
 mod indexes;
+pub mod ranges;
 pub mod remote;
 mod tree;
 
@@ -20,8 +21,9 @@ use crate::core::checkpoint::VerifierKey;
 use crate::core::ids::{LedgerName, LogIndex};
 use crate::core::rules::{self, Context};
 use crate::core::state::MemState;
-use crate::core::verify::{verify_stored, StoredError, VerifiedEvent};
+use crate::core::verify::{verify_stored, StoredError, VerifiedEvent, VerifiedHashes};
 use crate::store::{LogEntry, Store, StoreError};
+pub use ranges::{Budget, Mask, UnitRanges};
 
 /// Chunks of a parallel pass over the log (the audit, `resolve --all`): about
 /// [`Chunks::BYTES`] of events each, so that a stretch of lot registrations (~80 KB each)
@@ -122,6 +124,7 @@ pub(crate) fn replay(
     last_time: &mut Option<crate::core::values::Timestamp>,
     ev: &VerifiedEvent,
     e: &LogEntry,
+    judged: Option<&dyn Fn(&crate::core::unit::UnitId) -> bool>,
 ) -> Result<(), Failure> {
     let (i, h) = (Some(e.index.get()), Some(e.hash.to_string()));
     if last_time.is_some_and(|t| e.integrated_at < t) {
@@ -132,17 +135,31 @@ pub(crate) fn replay(
         index: e.index,
         now: e.integrated_at,
     };
-    let delta = rules::apply(state, ev, ctx)
-        .map_err(|err| fail(i, h, "rules", format!("rule {}: {err}", err.rule())))?;
+    let delta = match judged {
+        None => rules::apply(state, ev, ctx),
+        Some(judged) => rules::apply_for_units(state, ev, ctx, judged),
+    }
+    .map_err(|err| fail(i, h, "rules", format!("rule {}: {err}", err.rule())))?;
     state.apply(e.index, &delta);
     Ok(())
 }
 
-/// Verifies the whole ledger. `progress(done, total)` is called after each chunk. A store
-/// that no longer holds every event it acknowledged ([`Store::check_acknowledged`]) fails
-/// with check `acknowledged`, unless the audit of what it holds finds an earlier failure.
+/// Verifies the whole ledger within the default memory [`Budget`]. `progress(done,
+/// total)` is called after each chunk. A store that no longer holds every event it
+/// acknowledged ([`Store::check_acknowledged`]) fails with check `acknowledged`, unless the
+/// audit of what it holds finds an earlier failure.
 pub fn verify_ledger<S: Store>(
     store: &S,
+    progress: impl Fn(u64, u64),
+) -> Result<Report, StoreError> {
+    verify_ledger_within(store, Budget::default(), progress)
+}
+
+/// [`verify_ledger`] holding the replay state of at most about `budget.units_per_pass`
+/// units at a time ([`ranges`]).
+pub fn verify_ledger_within<S: Store>(
+    store: &S,
+    budget: Budget,
     progress: impl Fn(u64, u64),
 ) -> Result<Report, StoreError> {
     let lost = match store.check_acknowledged() {
@@ -165,7 +182,7 @@ pub fn verify_ledger<S: Store>(
             failure: lost,
         });
     }
-    let mut report = verify_log(store, progress)?;
+    let mut report = verify_log(store, budget, progress)?;
     if report.failure.is_none() && lost.is_some() {
         report.ok = false;
         report.failure = lost;
@@ -173,8 +190,24 @@ pub fn verify_ledger<S: Store>(
     Ok(report)
 }
 
-/// The audit of what the store holds.
-fn verify_log<S: Store>(store: &S, progress: impl Fn(u64, u64)) -> Result<Report, StoreError> {
+/// The earlier of two failures (by log index; a failure about no event comes last).
+fn earlier(a: Option<Failure>, b: Option<Failure>) -> Option<Failure> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.index.unwrap_or(u64::MAX) < a.index.unwrap_or(u64::MAX) => Some(b),
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    }
+}
+
+/// The audit of what the store holds: the first pass checks everything about every event
+/// and replays the units of the first range; each later pass replays the units of its
+/// range from the events that name them; each range's unit indexes are compared after its
+/// pass, the rest after the last.
+fn verify_log<S: Store>(
+    store: &S,
+    budget: Budget,
+    progress: impl Fn(u64, u64),
+) -> Result<Report, StoreError> {
     let meta = store.meta()?.ok_or_else(|| StoreError::Corrupt {
         location: "ledger name".into(),
         detail: "missing: this is not an initialized ledger".into(),
@@ -191,17 +224,138 @@ fn verify_log<S: Store>(store: &S, progress: impl Fn(u64, u64)) -> Result<Report
         tree_size_verified: 0,
         failure: None,
     };
+    let (ranges, _) = UnitRanges::of(store, budget)?;
+    let passes = ranges.count() as u64;
+    if passes > 1 {
+        tracing::info!(passes, "the units are replayed in ranges, one pass each");
+    }
+    let began = std::time::Instant::now();
     let mut tree = tree::TreeCheck::new(VerifierKey {
         name: meta.name.clone(),
         key: meta.log_key,
     });
     let mut state = MemState::default();
-    let mut last_time = None;
-    let mut hashes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut hashes = VerifiedHashes::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut masks = Vec::new();
+    let first = first_pass(
+        store,
+        &meta.name,
+        total,
+        &ranges,
+        (&mut tree, &mut hashes, &mut masks, &mut state),
+        &|done| progress(done, total * passes),
+    )?;
+    report.events_checked = first.as_ref().and_then(|f| f.index).unwrap_or(total);
+    report.checkpoints_checked = tree.checkpoints_checked;
+    report.tree_size_verified = tree.last_good;
+    tracing::info!(
+        seconds = began.elapsed().as_secs_f64(),
+        events = total,
+        "log replayed and tree compared"
+    );
+    let mut failure = first;
+    if failure.is_none() {
+        failure = tree.finish(store, total)?;
+        report.checkpoints_checked = tree.checkpoints_checked;
+        report.tree_size_verified = tree.last_good;
+    }
+    let mut stays = std::collections::BTreeMap::new();
+    // The party records, handles and keys every pass replays alike.
+    let mut parties = MemState::default();
+    for k in 0..ranges.count() {
+        if k > 0 {
+            state = MemState::default();
+            let limit = failure.as_ref().and_then(|f| f.index).unwrap_or(total);
+            let f = later_pass(
+                store,
+                &meta.name,
+                limit,
+                (&ranges, k),
+                (&hashes, &masks),
+                &mut state,
+                &|done| progress(k as u64 * total + done, total * passes),
+            )?;
+            if let Some(i) = f.as_ref().and_then(|f| f.index) {
+                report.events_checked = report.events_checked.min(i);
+            }
+            failure = earlier(failure, f);
+        }
+        if failure.as_ref().is_some_and(|f| f.index.is_some()) {
+            continue;
+        }
+        report.units += state.units.len() as u64;
+        if failure.is_none() {
+            let began = std::time::Instant::now();
+            failure = indexes::compare_range(store, &state, &ranges, k)?;
+            tracing::info!(
+                range = k,
+                units = state.units.len(),
+                seconds = began.elapsed().as_secs_f64(),
+                "unit indexes compared with the replay"
+            );
+        }
+        for (key, n) in std::mem::take(&mut state.stays) {
+            *stays.entry(key).or_insert(0) += n;
+        }
+        if k == 0 {
+            parties = MemState {
+                operator: state.operator.take(),
+                parties: std::mem::take(&mut state.parties),
+                handles: std::mem::take(&mut state.handles),
+                keys: std::mem::take(&mut state.keys),
+                ..MemState::default()
+            };
+        }
+    }
+    if failure.as_ref().is_some_and(|f| f.index.is_some()) {
+        // An event failed: the replay did not reach the end of the log.
+        report.units = 0;
+        report.failure = failure;
+        return Ok(report);
+    }
+    report.parties = parties.parties.len() as u64;
+    if failure.is_some() {
+        report.failure = failure;
+        return Ok(report);
+    }
+    parties.stays = stays;
     let began = std::time::Instant::now();
-    // A reader thread reads each chunk, checks its events on every core and reads the
-    // Merkle nodes it completes, while this thread replays the previous chunk; the channel
-    // holds at most two chunks. Dropping the receiver on a failure stops the reader.
+    report.failure = indexes::compare_rest(
+        store,
+        &parties,
+        hashes.as_slice(),
+        tree.nodes,
+        tree.checkpoints_checked,
+    )?;
+    tracing::info!(
+        seconds = began.elapsed().as_secs_f64(),
+        "indexes compared with the replay"
+    );
+    report.ok = report.failure.is_none();
+    Ok(report)
+}
+
+/// What the first pass fills: the recomputed tree, the verified hashes, each event's
+/// ranges (with more than one range), and the replay state of range 0.
+type FirstPass<'a> = (
+    &'a mut tree::TreeCheck,
+    &'a mut VerifiedHashes,
+    &'a mut Vec<Mask>,
+    &'a mut MemState,
+);
+
+/// Reads, checks and replays every event: a reader thread reads each chunk, checks its
+/// events on every core and reads the Merkle nodes it completes, while this thread replays
+/// the previous chunk; the channel holds at most two chunks. Dropping the receiver on a
+/// failure stops the reader.
+fn first_pass<S: Store>(
+    store: &S,
+    name: &LedgerName,
+    total: u64,
+    ranges: &UnitRanges,
+    (tree, hashes, masks, state): FirstPass<'_>,
+    progress: &dyn Fn(u64),
+) -> Result<Option<Failure>, StoreError> {
     type Chunk = (
         u64,
         u64,
@@ -212,9 +366,11 @@ fn verify_log<S: Store>(store: &S, progress: impl Fn(u64, u64)) -> Result<Report
             Option<crate::core::merkle::TreeHash>,
         )>,
     );
+    let one_range = ranges.count() == 1;
+    let in_range0 = |u: &crate::core::unit::UnitId| ranges.contains(0, u);
+    let mut last_time = None;
     let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, StoreError>>(2);
-    let name = &meta.name;
-    let outcome = std::thread::scope(|scope| -> Result<Option<Failure>, StoreError> {
+    std::thread::scope(|scope| -> Result<Option<Failure>, StoreError> {
         scope.spawn(move || {
             let (mut start, mut chunks) = (0u64, Chunks::new());
             while start < total {
@@ -244,46 +400,102 @@ fn verify_log<S: Store>(store: &S, progress: impl Fn(u64, u64)) -> Result<Report
                     Ok(ev) => ev,
                     Err(f) => return Ok(Some(f)),
                 };
-                hashes.push(e.hash);
-                if let Err(f) = replay(&mut state, &mut last_time, &ev, e) {
+                hashes.push(&ev);
+                let judged: Option<&dyn Fn(&crate::core::unit::UnitId) -> bool> =
+                    if one_range { None } else { Some(&in_range0) };
+                if !one_range {
+                    masks.push(ranges.mask(ev.body()));
+                }
+                if let Err(f) = replay(state, &mut last_time, &ev, e, judged) {
                     return Ok(Some(f));
                 }
-                let pushed = tree.push(store, e, &mut stored)?;
-                report.checkpoints_checked = tree.checkpoints_checked;
-                report.tree_size_verified = tree.last_good;
-                if let Err(f) = pushed {
+                if let Err(f) = tree.push(store, e, &mut stored)? {
                     return Ok(Some(f));
                 }
-                report.events_checked += 1;
             }
-            progress(end, total);
+            progress(end);
         }
         Ok(None)
-    })?;
-    if outcome.is_some() {
-        report.failure = outcome;
-        return Ok(report);
-    }
-    tracing::info!(
-        seconds = began.elapsed().as_secs_f64(),
-        events = total,
-        "log replayed and tree compared"
-    );
-    report.parties = state.parties.len() as u64;
-    report.units = state.units.len() as u64;
-    let began = std::time::Instant::now();
-    report.failure = tree.finish(store, total)?;
-    if report.failure.is_some() {
-        return Ok(report);
-    }
-    report.failure =
-        indexes::compare(store, &state, &hashes, tree.nodes, tree.checkpoints_checked)?;
-    tracing::info!(
-        seconds = began.elapsed().as_secs_f64(),
-        "indexes compared with the replay"
-    );
-    report.ok = report.failure.is_none();
-    Ok(report)
+    })
+}
+
+/// Replays the units of range `k` from the events before `limit` that name one of them or
+/// no unit: each read again, and taken as verified only if its bytes still hash to what
+/// the first pass verified.
+fn later_pass<S: Store>(
+    store: &S,
+    name: &LedgerName,
+    limit: u64,
+    (ranges, k): (&UnitRanges, usize),
+    (hashes, masks): (&VerifiedHashes, &[Mask]),
+    state: &mut MemState,
+    progress: &dyn Fn(u64),
+) -> Result<Option<Failure>, StoreError> {
+    type Chunk = Vec<(LogEntry, Result<VerifiedEvent, Failure>)>;
+    let bit: Mask = 1 << k;
+    let wanted = |i: u64| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| masks.get(i))
+            .is_some_and(|m| m & bit != 0)
+    };
+    let in_range = |u: &crate::core::unit::UnitId| ranges.contains(k, u);
+    let mut last_time = None;
+    let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Chunk), StoreError>>(2);
+    std::thread::scope(|scope| -> Result<Option<Failure>, StoreError> {
+        scope.spawn(move || {
+            let (mut start, mut chunks) = (0u64, Chunks::new());
+            while start < limit {
+                let end = (start + chunks.len()).min(limit);
+                let read = store
+                    .entries(LogIndex::new(start), LogIndex::new(end))
+                    .map(|entries| {
+                        chunks.saw(entries.iter().map(|e| e.event.len()).sum());
+                        let chosen: Vec<LogEntry> = entries
+                            .into_iter()
+                            .filter(|e| wanted(e.index.get()))
+                            .collect();
+                        let again = chosen
+                            .into_par_iter()
+                            .map(|e| {
+                                let ev =
+                                    hashes.again(e.index.get(), &e.event, name).map_err(|err| {
+                                        fail(
+                                            Some(e.index.get()),
+                                            Some(e.hash.to_string()),
+                                            "reread",
+                                            err,
+                                        )
+                                    });
+                                (e, ev)
+                            })
+                            .collect();
+                        (end, again)
+                    });
+                if tx.send(read).is_err() {
+                    return;
+                }
+                start = end;
+            }
+        });
+        for chunk in rx {
+            let (end, chunk) = chunk?;
+            for (e, r) in chunk {
+                let ev = match r {
+                    Ok(ev) => ev,
+                    Err(f) => return Ok(Some(f)),
+                };
+                // Time was checked over the whole log by the first pass; this pass sees
+                // a part of it.
+                last_time = None;
+                if let Err(f) = replay(state, &mut last_time, &ev, &e, Some(&in_range)) {
+                    return Ok(Some(f));
+                }
+            }
+            progress(end);
+        }
+        Ok(None)
+    })
 }
 
 /// The entries read for `start..end` are exactly those indexes, in order.

@@ -95,7 +95,7 @@ pub fn audit_remote(
                     return Ok(report);
                 }
             };
-            if let Err(f) = replay(&mut state, &mut last_time, &ev, e) {
+            if let Err(f) = replay(&mut state, &mut last_time, &ev, e, None) {
                 report.failure = Some(f);
                 return Ok(report);
             }

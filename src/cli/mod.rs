@@ -105,7 +105,7 @@ pub enum Command {
     Unit(read::UnitArgs),
     /// Re-verify the entire ledger from disk: events, chains, indexes, the Merkle tree
     /// and every checkpoint ever issued.
-    Verify,
+    Verify(read::VerifyArgs),
     /// Print the latest signed checkpoint (C2SP tlog-checkpoint signed note).
     Checkpoint(log::CheckpointArgs),
     /// Inclusion proof of an event (by hash or log index), or consistency proof between

@@ -214,11 +214,25 @@ pub(crate) fn progress_bar(cli: &Cli, what: &str) -> ProgressBar {
     bar
 }
 
-pub fn verify(cli: &Cli) -> Result<bool> {
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Replay at most this many units at a time: a ledger with more units is replayed in
+    /// several passes over the log, one per range of unit ids (about 0.8 KB of memory per
+    /// unit in a pass; each extra pass re-reads the events of its units).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub units_per_pass: u64,
+}
+
+pub fn verify(cli: &Cli, a: &VerifyArgs) -> Result<bool> {
     let store = open_store(&cli.data)?;
     let bar = progress_bar(cli, "verifying events");
-    bar.set_length(store.len()?);
-    let report = crate::audit::verify_ledger(&store, |done, _| bar.set_position(done))?;
+    let budget = crate::audit::Budget {
+        units_per_pass: a.units_per_pass,
+    };
+    let report = crate::audit::verify_ledger_within(&store, budget, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
     bar.finish_and_clear();
     print_report(cli, &report)
 }
@@ -229,13 +243,15 @@ pub struct AuditArgs {
     /// a file holding it; `--log-key KEY` is accepted as an alias.
     #[arg(long)]
     pub verifier_key: Option<String>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 /// `custody audit`: the data directory's whole ledger (as `verify`), or with --server a
 /// remote one, replayed from its entries against its signed checkpoint.
 pub fn audit(cli: &Cli, a: &AuditArgs) -> Result<bool> {
     let Some(server) = cli.server.as_deref() else {
-        return verify(cli);
+        return verify(cli, &a.verify);
     };
     let vk = super::bundle::verifier_key_arg(cli, a.verifier_key.as_deref())?.context(
         "audit --server needs --verifier-key (or --log-key KEY): the log key must be pinned out of band",

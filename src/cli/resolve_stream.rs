@@ -64,7 +64,8 @@ impl ReportStream {
     /// Bytes of the report's text.
     fn text(&mut self, b: &[u8]) -> Result<()> {
         if let Some(c) = &mut self.copy {
-            c.write_all(b).context("writing the report's temporary copy")?;
+            c.write_all(b)
+                .context("writing the report's temporary copy")?;
         }
         self.stdout_write(b)
     }

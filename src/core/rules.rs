@@ -28,6 +28,18 @@ pub fn apply(state: &impl StateRead, ev: &VerifiedEvent, ctx: Context) -> Result
     judge(state, ev, ctx, None)
 }
 
+/// [`apply`] as far as the units `judged` accepts are concerned: registrations of other
+/// units and links to them are neither judged nor applied (a pass of an audit that replays
+/// the log once per range of units). Every other rule applies in full.
+pub fn apply_for_units(
+    state: &impl StateRead,
+    ev: &VerifiedEvent,
+    ctx: Context,
+    judged: &dyn Fn(&UnitId) -> bool,
+) -> Result<Delta, RuleError> {
+    judge(state, ev, ctx, Some(judged))
+}
+
 /// [`apply`] as far as one unit is concerned: the links of other units in the event are not
 /// judged (their earlier history may not be in `state`). Every other rule applies in full:
 /// signatures, authorization, and the chain rules for `unit`. What an offline verifier of
@@ -38,14 +50,14 @@ pub fn apply_for_unit(
     ctx: Context,
     unit: &UnitId,
 ) -> Result<Delta, RuleError> {
-    judge(state, ev, ctx, Some(unit))
+    judge(state, ev, ctx, Some(&|u: &UnitId| u == unit))
 }
 
 fn judge(
     state: &impl StateRead,
     ev: &VerifiedEvent,
     ctx: Context,
-    only: Option<&UnitId>,
+    only: Option<&dyn Fn(&UnitId) -> bool>,
 ) -> Result<Delta, RuleError> {
     let body = ev.body();
     let kind = body.kind();
@@ -234,7 +246,7 @@ fn judge(
                 });
             }
             let mut d = Delta::default();
-            for u in &b.units {
+            for u in b.units.iter().filter(|u| r.judges(u)) {
                 if r.state.unit(u).is_some() {
                     return Err(RuleError::UnitExists { unit: u.clone() });
                 }
@@ -439,11 +451,16 @@ struct Rules<'s, S: StateRead> {
     at: Timestamp,
     hash: EventHash,
     ctx: Context,
-    /// Judge the links of this unit only ([`apply_for_unit`]).
-    only: Option<&'s UnitId>,
+    /// Judge the registrations and links of these units only ([`apply_for_unit`],
+    /// [`apply_for_units`]).
+    only: Option<&'s dyn Fn(&UnitId) -> bool>,
 }
 
 impl<'s, S: StateRead> Rules<'s, S> {
+    fn judges(&self, u: &UnitId) -> bool {
+        self.only.is_none_or(|judged| judged(u))
+    }
+
     fn party(&self, id: &PartyId, field: &'static str) -> Result<&'s PartyRecord, RuleError> {
         self.state.party(id).ok_or_else(|| RuleError::UnknownParty {
             kind: self.kind,
@@ -663,7 +680,7 @@ impl<'s, S: StateRead> Rules<'s, S> {
     ) -> Result<Delta, RuleError> {
         let mut d = Delta::default();
         for l in links {
-            if self.only.is_some_and(|u| u != &l.unit) {
+            if !self.judges(&l.unit) {
                 continue;
             }
             let u = self

@@ -279,3 +279,71 @@ pub fn verify_stored(bytes: &[u8], ledger: &LedgerName) -> Result<VerifiedEvent,
     }
     Ok(ev)
 }
+
+/// The hashes of events that passed [`verify_stored`], in log order. The same bytes read
+/// again (a later pass over the log) become a [`VerifiedEvent`] without their signatures
+/// checked a second time: the event hash covers the ledger name and exactly those bytes,
+/// signatures included, so bytes with the hash of a verified event are that event. Only
+/// verified events can be recorded.
+#[derive(Clone, Debug, Default)]
+pub struct VerifiedHashes(Vec<EventHash>);
+
+/// Why bytes read again are not the event verified at their position.
+#[derive(Debug, thiserror::Error)]
+pub enum AgainError {
+    #[error("no event was verified at log index {0}")]
+    Unknown(u64),
+    #[error("the bytes at log index {index} changed since they were verified: their hash is {found}, the verified event's {verified}")]
+    Changed {
+        index: u64,
+        found: EventHash,
+        verified: EventHash,
+    },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl VerifiedHashes {
+    #[must_use]
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+    /// Records the next event of the log.
+    pub fn push(&mut self, ev: &VerifiedEvent) {
+        self.0.push(ev.hash);
+    }
+    #[must_use]
+    pub fn as_slice(&self) -> &[EventHash] {
+        &self.0
+    }
+    /// The event at log index `index` from its bytes read again.
+    pub fn again(
+        &self,
+        index: u64,
+        bytes: &[u8],
+        ledger: &LedgerName,
+    ) -> Result<VerifiedEvent, AgainError> {
+        let verified = *usize::try_from(index)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .ok_or(AgainError::Unknown(index))?;
+        let found = event_hash(ledger, bytes);
+        if found != verified {
+            return Err(AgainError::Changed {
+                index,
+                found,
+                verified,
+            });
+        }
+        let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        Ok(VerifiedEvent {
+            envelope,
+            canonical: bytes.to_vec(),
+            hash: found,
+        })
+    }
+}

@@ -1,0 +1,141 @@
+//! The audit's memory bound: the units split into ranges of unit ids, one replay of the log
+//! per range. The replay state of a unit (its record, chain, holdings and involvement) is
+//! about 0.8 KB; a ledger with more units than [`Budget::units_per_pass`] is audited in
+//! several passes, each holding the state of one range only. The first pass checks
+//! everything else (bytes, signatures, hashes, the tree, parties); each later pass re-reads
+//! only the events that name a unit of its range (or no unit at all) and takes them as
+//! verified by their hashes ([`crate::core::verify::VerifiedHashes`]).
+
+use crate::core::event::Body;
+use crate::core::unit::UnitId;
+use crate::store::{Store, StoreError};
+
+/// How many units one pass may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub units_per_pass: u64,
+}
+
+impl Default for Budget {
+    /// 1M units: about 0.8 GiB of replay state.
+    fn default() -> Self {
+        Self {
+            units_per_pass: 1_000_000,
+        }
+    }
+}
+
+/// Ranges of unit ids: range `k` holds the ids above `bounds[k - 1]` and up to `bounds[k]`
+/// (the first has no lower end, the last no upper end), so they cover every id, including
+/// ids the store does not know.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnitRanges {
+    bounds: Vec<UnitId>,
+}
+
+/// A set of ranges as bits (at most 64 ranges).
+pub type Mask = u64;
+
+impl UnitRanges {
+    /// At most 64 ranges (a [`Mask`] per event).
+    pub const MAX: usize = 64;
+
+    /// Ranges of at most about `budget.units_per_pass` of the store's units each, from one
+    /// ordered scan of the unit records (their ids only are kept, 16 per pass's worth).
+    /// Also returns how many units the store holds.
+    pub fn of<S: Store>(store: &S, budget: Budget) -> Result<(Self, u64), StoreError> {
+        let per = budget.units_per_pass.max(1);
+        let every = (per / 16).max(1);
+        let (mut after, mut n, mut sample) = (None, 0u64, Vec::new());
+        loop {
+            let page = store.unit_chains(after.as_ref(), 10_000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.id.clone());
+            for (r, _) in &page {
+                if n % every == 0 {
+                    sample.push(r.id.clone());
+                }
+                n += 1;
+            }
+        }
+        let k = usize::try_from(n.div_ceil(per))
+            .unwrap_or(usize::MAX)
+            .clamp(1, Self::MAX);
+        let mut bounds: Vec<UnitId> = (1..k)
+            .filter_map(|j| sample.get(j * sample.len() / k).cloned())
+            .collect();
+        bounds.dedup();
+        Ok((Self { bounds }, n))
+    }
+
+    /// `k` ranges split at `bounds` (sorted, distinct).
+    #[must_use]
+    pub fn split_at(bounds: Vec<UnitId>) -> Self {
+        Self { bounds }
+    }
+
+    /// The number of ranges (at least one).
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.bounds.len() + 1
+    }
+
+    /// The range holding `u`.
+    #[must_use]
+    pub fn of_unit(&self, u: &UnitId) -> usize {
+        self.bounds.partition_point(|b| b < u)
+    }
+
+    /// Whether range `k` holds `u`.
+    #[must_use]
+    pub fn contains(&self, k: usize, u: &UnitId) -> bool {
+        self.of_unit(u) == k
+    }
+
+    /// The id range `k` starts after (`None`: from the first id).
+    #[must_use]
+    pub fn after(&self, k: usize) -> Option<&UnitId> {
+        k.checked_sub(1).and_then(|j| self.bounds.get(j))
+    }
+
+    /// The ranges a pass must replay `body` in: those of the units it names, or every range
+    /// for an event that names none (parties, genesis), which every pass replays.
+    #[must_use]
+    pub fn mask(&self, body: &Body) -> Mask {
+        let units = body.units();
+        if units.is_empty() || self.bounds.is_empty() {
+            return Mask::MAX;
+        }
+        units.iter().fold(0, |m, u| m | 1 << self.of_unit(u))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::PartyId;
+
+    fn unit(n: u32) -> UnitId {
+        let maker = PartyId::parse(&format!("{:032x}", 7)).expect("party id");
+        UnitId::custody(&maker, "SEQ", &format!("S{n:05}")).expect("unit id")
+    }
+
+    #[test]
+    fn ranges_cover_every_id_once() {
+        let r = UnitRanges::split_at(vec![unit(100), unit(200)]);
+        assert_eq!(r.count(), 3);
+        for (n, k) in [(0, 0), (100, 0), (101, 1), (200, 1), (201, 2), (99_999, 2)] {
+            assert_eq!(r.of_unit(&unit(n)), k, "unit {n}");
+            assert!(r.contains(k, &unit(n)));
+            assert_eq!((0..3).filter(|&j| r.contains(j, &unit(n))).count(), 1);
+        }
+        assert_eq!(r.after(0), None);
+        assert_eq!(r.after(1), Some(&unit(100)));
+        assert_eq!(r.after(2), Some(&unit(200)));
+        let one = UnitRanges::default();
+        assert_eq!(
+            (one.count(), one.of_unit(&unit(5)), one.after(0)),
+            (1, 0, None)
+        );
+    }
+}
