@@ -727,7 +727,7 @@ fn verify_names_a_unit_record_it_cannot_read() {
 #[test]
 fn verify_finds_doctored_scanned_indexes() {
     type Doctor = fn(&sled::Tree);
-    let cases: [(&str, Doctor, &str, &str); 7] = [
+    let cases: [(&str, Doctor, &str, &str); 8] = [
         (
             "a hash pointed at another entry",
             |t| {
@@ -804,6 +804,16 @@ fn verify_finds_doctored_scanned_indexes() {
             },
             "index",
             "involvement index of party",
+        ),
+        (
+            "the unit count raised",
+            |t| {
+                let v = t.get(b"munits").expect("read").expect("a unit count");
+                let n = u64::from_be_bytes(v.as_ref().try_into().expect("8 bytes"));
+                t.insert(b"munits", &(n + 1).to_be_bytes()).expect("write");
+            },
+            "index",
+            "record counts differ",
         ),
     ];
     for (what, doctor, check, says) in cases {

@@ -23,8 +23,10 @@ fn idx(detail: String) -> Found {
     Ok(Some(fail(None, None, "index", detail)))
 }
 
+type Check<'a> = (&'static str, Box<dyn Fn() -> Found + Sync + 'a>);
+
 /// Runs independent checks in parallel; the first failure in their order.
-fn first_failure(checks: &[(&str, &(dyn Fn() -> Found + Sync))]) -> Found {
+fn first_failure(checks: &[Check<'_>]) -> Found {
     let found: Vec<Found> = checks
         .par_iter()
         .map(|(name, c)| {
@@ -46,43 +48,74 @@ fn first_failure(checks: &[(&str, &(dyn Fn() -> Found + Sync))]) -> Found {
     Ok(None)
 }
 
-/// Compares the unit records with their chains, the holdings and the involvement of the
-/// units of range `k` with their replay (`state` holds that range's units); the first
-/// failure in that order.
+/// The checks of the units of range `k` (`state` holds that range's units): their records
+/// with their chains, their holdings and their involvement.
+fn range_checks<'a, S: Store>(
+    store: &'a S,
+    state: &'a MemState,
+    ranges: &'a UnitRanges,
+    k: usize,
+) -> [Check<'a>; 3] {
+    [
+        (
+            "units and chains",
+            Box::new(move || units(store, state, ranges, k)),
+        ),
+        (
+            "holdings",
+            Box::new(move || party_units(store, PartyUnits::Holdings, &state.holdings, ranges, k)),
+        ),
+        (
+            "involvement",
+            Box::new(move || party_units(store, PartyUnits::Involved, &state.involved, ranges, k)),
+        ),
+    ]
+}
+
+/// Compares the units of range `k` with their replay; the first failure in the order
+/// units and chains, holdings, involvement.
 pub fn compare_range<S: Store>(
     store: &S,
     state: &MemState,
     ranges: &UnitRanges,
     k: usize,
 ) -> Found {
-    first_failure(&[
-        ("units and chains", &|| units(store, state, ranges, k)),
-        ("holdings", &|| {
-            party_units(store, PartyUnits::Holdings, &state.holdings, ranges, k)
-        }),
-        ("involvement", &|| {
-            party_units(store, PartyUnits::Involved, &state.involved, ranges, k)
-        }),
-    ])
+    first_failure(&range_checks(store, state, ranges, k))
 }
 
-/// Compares the rest with the replay: `state` holds the parties, handles, keys and
-/// operator, and the stays of every range; the first failure in the order hash index,
-/// parties, stays, counts.
-pub fn compare_rest<S: Store>(
+/// Compares the units of the last range (`last.0` holds them) and everything else with the
+/// replay, all at once: `parties` holds the parties, handles, keys, operator and the stays
+/// of every range; `units` is the number of units of every range. The first failure in the
+/// order units and chains, holdings, involvement, hash index, parties, stays, counts.
+pub fn compare_last<S: Store>(
     store: &S,
-    state: &MemState,
+    last: (&MemState, &UnitRanges, usize),
+    parties: &MemState,
     hashes: &[EventHash],
-    nodes: u64,
-    checkpoints: u64,
+    units: u64,
+    (nodes, checkpoints): (u64, u64),
 ) -> Found {
+    let (state, ranges, k) = last;
+    let [a, b, c] = range_checks(store, state, ranges, k);
     first_failure(&[
-        ("hash index", &|| hash_index(store, hashes)),
-        ("parties", &|| parties(store, state)),
-        ("stays", &|| stays(store, state)),
-        ("counts", &|| {
-            counts(store, state, hashes.len() as u64, nodes, checkpoints)
-        }),
+        a,
+        b,
+        c,
+        ("hash index", Box::new(|| hash_index(store, hashes))),
+        ("parties", Box::new(|| parties_check(store, parties))),
+        ("stays", Box::new(|| stays(store, parties))),
+        (
+            "counts",
+            Box::new(|| {
+                counts(
+                    store,
+                    parties,
+                    (hashes.len() as u64, units),
+                    nodes,
+                    checkpoints,
+                )
+            }),
+        ),
     ])
 }
 
@@ -153,7 +186,7 @@ fn hash_index<S: Store>(store: &S, hashes: &[EventHash]) -> Found {
 }
 
 /// The operator, party records, handles and keys (few: point reads).
-fn parties<S: Store>(store: &S, state: &MemState) -> Found {
+fn parties_check<S: Store>(store: &S, state: &MemState) -> Found {
     if store.operator()? != state.operator {
         return idx("the stored operator differs from the genesis event".into());
     }
@@ -284,12 +317,13 @@ fn stays<S: Store>(store: &S, state: &MemState) -> Found {
 fn counts<S: Store>(
     store: &S,
     state: &MemState,
-    total: u64,
+    (total, units): (u64, u64),
     nodes: u64,
     checkpoints: u64,
 ) -> Found {
     let expected = Census {
         events: total,
+        units,
         parties: state.parties.len() as u64,
         handles: state.handles.len() as u64,
         keys: state.keys.len() as u64,

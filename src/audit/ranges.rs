@@ -40,11 +40,17 @@ impl UnitRanges {
     /// At most 64 ranges (a [`Mask`] per event).
     pub const MAX: usize = 64;
 
-    /// Ranges of at most about `budget.units_per_pass` of the store's units each, from one
-    /// ordered scan of the unit records (their ids only are kept, 16 per pass's worth).
-    /// Also returns how many units the store holds.
+    /// Ranges of at most about `budget.units_per_pass` of the store's units each. One range
+    /// when the store counts no more units than that (its count only sizes the passes: a
+    /// wrong one costs memory, never a check); else from one ordered scan of the unit
+    /// records (their ids only are kept, 16 per pass's worth). Also returns how many units
+    /// the store holds.
     pub fn of<S: Store>(store: &S, budget: Budget) -> Result<(Self, u64), StoreError> {
         let per = budget.units_per_pass.max(1);
+        let counted = store.census()?.units;
+        if counted <= per {
+            return Ok((Self::default(), counted));
+        }
         let every = (per / 16).max(1);
         let (mut after, mut n, mut sample) = (None, 0u64, Vec::new());
         loop {

@@ -201,6 +201,7 @@ impl Store for MemoryStore {
         let c = self.counts()?;
         Ok(Census {
             events: c.events,
+            units: c.units,
             parties: c.parties,
             handles: c.handles,
             keys: c.keys,

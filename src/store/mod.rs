@@ -121,6 +121,8 @@ pub enum PartyUnits {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Census {
     pub events: u64,
+    /// Registered units, as counted at commit (no scan).
+    pub units: u64,
     pub parties: u64,
     pub handles: u64,
     pub keys: u64,
@@ -194,7 +196,8 @@ pub trait Store: Send + Sync + 'static {
     /// How many records of every kind the store holds (a scan of everything).
     fn counts(&self) -> Result<Counts, StoreError>;
     /// The counts of the record kinds an audit does not read whole by ordered scans (few
-    /// records each, besides the log files' own counts).
+    /// records each, besides the log files' own counts), and the number of units as counted
+    /// at commit.
     fn census(&self) -> Result<Census, StoreError>;
     /// Every completed-stay counter ([`crate::core::state::IndexOp::Stay`]): `(party,
     /// days, stays)` in party-id then days order, none with zero stays. Few records (parties

@@ -6,7 +6,7 @@
 //! Key layout (all integers big-endian):
 //! | prefix | key                            | value                                   |
 //! |--------|--------------------------------|-----------------------------------------|
-//! | `m`    | `layout`, `name`, `logkey`, `len`, `indexed`, `operator` | layout number, ledger name, log key, u64 event count, u64 events whose log-file indexes are durable, party id |
+//! | `m`    | `layout`, `name`, `logkey`, `len`, `indexed`, `operator`, `units` | layout number, ledger name, log key, u64 event count, u64 events whose log-file indexes are durable, party id, u64 registered units (layout 5) |
 //! | `h`    | 32-byte event hash             | u64 log index                           |
 //! | `p`    | party id                       | PartyRecord (JSON)                      |
 //! | `n`    | handle                         | party id                                |
@@ -54,6 +54,8 @@ pub struct SledStore {
     /// for the length, and a sled read of it cost up to ~1 ms at the tail (strace of
     /// `cargo bench --bench log` at 2M leaves).
     len: AtomicU64,
+    /// `munits` as committed: registered units.
+    units: AtomicU64,
     /// The acknowledgement watermark ([`super::watermark`]) and the mark found at open.
     watermark: Watermark,
     acknowledged: Option<Mark>,
@@ -228,6 +230,10 @@ impl SledStore {
             None => 0,
             Some(v) => u64_of(&v, "event count")?,
         };
+        let units = match tree.get(b"munits").map_err(io)? {
+            None => 0,
+            Some(v) => u64_of(&v, "unit count")?,
+        };
         let indexed = match tree.get(b"mindexed").map_err(io)? {
             None => 0,
             Some(v) => u64_of(&v, "indexed event count")?,
@@ -240,6 +246,7 @@ impl SledStore {
             files,
             upper: UpperNodes::default(),
             len: AtomicU64::new(len),
+            units: AtomicU64::new(units),
             watermark,
             acknowledged,
         };
@@ -614,6 +621,7 @@ impl Store for SledStore {
         let (events, nodes) = self.files.counts()?;
         Ok(Census {
             events,
+            units: self.units.load(Ordering::Acquire),
             parties: self.count_prefix(b'p')?,
             handles: self.count_prefix(b'n')?,
             keys: self.count_prefix(b'k')?,
@@ -760,6 +768,15 @@ impl Store for SledStore {
             })?;
             b.insert(unit_key(u), encode_unit(record, chain));
         }
+        // Units registered by this group: their chains start in it.
+        let new_units = touched
+            .values()
+            .filter(|(_, chain)| chain.first().is_some_and(|&i| i >= len))
+            .count() as u64;
+        let units = self.units.load(Ordering::Acquire) + new_units;
+        if new_units > 0 {
+            b.insert(b"munits".as_slice(), &units.to_be_bytes());
+        }
         for (k, add) in stays {
             let was = match self.get(&k)? {
                 None => 0,
@@ -786,6 +803,7 @@ impl Store for SledStore {
         self.tree.apply_batch(b).map_err(io)?;
         self.db.flush().map_err(io)?;
         self.len.store(len + batch.len() as u64, Ordering::Release);
+        self.units.store(units, Ordering::Release);
         self.upper.committed(&group.nodes, len + batch.len() as u64);
         if let Some(last) = batch.last() {
             // After sled's flush, before any receipt: the watermark never runs ahead of
