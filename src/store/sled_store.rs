@@ -61,6 +61,22 @@ pub struct SledStore {
     acknowledged: Option<Mark>,
 }
 
+/// sled's cache capacity when `CUSTODY_SLED_CACHE_MB` does not set it: 256 MiB.
+pub const DEFAULT_CACHE_MB: u64 = 256;
+
+/// sled's cache capacity in bytes: `CUSTODY_SLED_CACHE_MB` (MiB, at least 1) or
+/// [`DEFAULT_CACHE_MB`]. sled sizes its cache by on-disk bytes and holds more than this in
+/// memory, especially over long ordered scans (BENCHMARKS.md); a smaller cache bounds that
+/// for some speed.
+fn cache_bytes() -> u64 {
+    let mb = std::env::var("CUSTODY_SLED_CACHE_MB")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&mb| mb >= 1)
+        .unwrap_or(DEFAULT_CACHE_MB);
+    mb.saturating_mul(1 << 20)
+}
+
 /// Opens sled without its background flusher (commits flush explicitly). Another process
 /// holding the directory is waited for up to 3 s: a process that just closed it (or a
 /// library user that just dropped its `Db`) can take a moment to release sled's file lock.
@@ -70,7 +86,7 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
         let r = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
-            .cache_capacity(256 << 20)
+            .cache_capacity(cache_bytes())
             .open();
         // sled reports a held lock as `Other` with the OS error in the text.
         let locked = |e: &std::io::Error| {
