@@ -9,7 +9,8 @@ use custody::core::values::{CountryCode, Timestamp};
 use custody::keys::KeyPair;
 use custody::resolve::change::changed;
 use custody::resolve::{
-    baseline, resolve, resolve_all, DwellRule, Options, Peers, Resolution, Verdict,
+    baseline, resolve, resolve_all, resolve_all_within, DwellRule, Options, Peers, Resolution,
+    Verdict,
 };
 use custody::screen::entry::SourceKind;
 use custody::screen::import::{self, Input};
@@ -424,6 +425,25 @@ fn resolving_all_in_one_pass_agrees_with_one_by_one() {
         "the fixture covers several verdicts: {verdicts:?}"
     );
     assert_eq!(sum.counts.values().sum::<u64>(), units.len() as u64);
+    // Replaying one or two units per pass: the same resolutions, in the same order.
+    for units_per_pass in [1, 2] {
+        let budget = custody::audit::Budget { units_per_pass };
+        let passes = resolve_all_within(
+            store,
+            &ledger_name(),
+            &ix,
+            &opts(w.now()),
+            budget,
+            &|_, _, _| {},
+            |_| Ok(true),
+        )
+        .expect("resolve_all in passes");
+        assert_eq!(
+            serde_json::to_value(&passes).expect("json"),
+            serde_json::to_value(&sum).expect("json"),
+            "{units_per_pass} units per pass"
+        );
+    }
 }
 
 #[test]

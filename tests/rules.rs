@@ -974,6 +974,12 @@ fn bytes_read_again_are_verified_only_if_they_hash_as_verified() {
         known.again(1, ev.canonical_bytes(), name),
         Err(AgainError::Unknown(1))
     ));
+    // An event that failed verification is never taken as verified, even unchanged.
+    known.push_failed(ev.hash());
+    assert!(matches!(
+        known.again(1, ev.canonical_bytes(), name),
+        Err(AgainError::Unknown(1))
+    ));
     let other = custody::core::ids::LedgerName::parse("other.example/ledger").expect("name");
     assert!(matches!(
         known.again(0, ev.canonical_bytes(), &other),

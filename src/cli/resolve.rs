@@ -12,7 +12,7 @@ use crate::core::receipt::CheckpointRef;
 use crate::core::report::SignedReport;
 use crate::resolve::change::{changed, Changes};
 use crate::resolve::{
-    baseline, resolve, resolve_all, DwellRule, Options, Peers, Resolution, Verdict,
+    baseline, resolve, resolve_all_within, DwellRule, Options, Peers, Resolution, Verdict,
 };
 use crate::screen::lists::{index_as_of, index_latest, ListStore as _, SledLists, SnapshotRef};
 use crate::screen::matcher::Thresholds;
@@ -51,6 +51,10 @@ pub struct ResolveArgs {
     /// ...and beyond this many days.
     #[arg(long, default_value_t = DwellRule::default().min_days)]
     pub dwell_min_days: u32,
+    /// With --all: replay the custody of at most this many units at a time; a ledger with
+    /// more is replayed in several passes over the log, one per range of unit ids.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub units_per_pass: u64,
 }
 
 /// The options `resolve` uses without flags (also for the report at `lists import`).
@@ -406,6 +410,9 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         bar.set_position(done);
     };
     let wanted = |r: &Resolution| !a.flagged || r.verdict != Verdict::Clear;
+    let budget = crate::audit::Budget {
+        units_per_pass: a.units_per_pass,
+    };
     match (cli.format, a.table) {
         (Format::Json, _) => {
             // Written as judged: memory does not grow with the units reported.
@@ -425,7 +432,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             };
             let mut stream = super::resolve_stream::ReportStream::start(&head, key.is_some())?;
             let mut failed = None;
-            let sum = resolve_all(&store, &name, &ix, &o, &progress, |r| {
+            let sum = resolve_all_within(&store, &name, &ix, &o, budget, &progress, |r| {
                 if failed.is_none() && wanted(r) {
                     failed = stream.resolution(r).err();
                 }
@@ -446,7 +453,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         (Format::Text, Table::Csv) => {
             out("unit,verdict,rules\n")?;
             let mut failed = None;
-            resolve_all(&store, &name, &ix, &o, &progress, |r| {
+            resolve_all_within(&store, &name, &ix, &o, budget, &progress, |r| {
                 if failed.is_none() && wanted(r) {
                     let rules: Vec<&str> = r.findings.iter().map(|f| f.rule).collect();
                     failed = out(&format!(
@@ -463,7 +470,8 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             failed.map_or(Ok(()), Err)
         }
         _ => {
-            let sum = resolve_all(&store, &name, &ix, &o, &progress, |r| Ok(wanted(r)))?;
+            let sum =
+                resolve_all_within(&store, &name, &ix, &o, budget, &progress, |r| Ok(wanted(r)))?;
             bar.finish_and_clear();
             if let Some(p) = sum.peers {
                 basis.peers = p;

@@ -286,7 +286,11 @@ pub fn verify_stored(bytes: &[u8], ledger: &LedgerName) -> Result<VerifiedEvent,
 /// signatures included, so bytes with the hash of a verified event are that event. Only
 /// verified events can be recorded.
 #[derive(Clone, Debug, Default)]
-pub struct VerifiedHashes(Vec<EventHash>);
+pub struct VerifiedHashes {
+    hashes: Vec<EventHash>,
+    /// Positions of events that failed verification (ascending): never verified again.
+    failed: Vec<u64>,
+}
 
 /// Why bytes read again are not the event verified at their position.
 #[derive(Debug, thiserror::Error)]
@@ -306,15 +310,25 @@ pub enum AgainError {
 impl VerifiedHashes {
     #[must_use]
     pub fn with_capacity(n: usize) -> Self {
-        Self(Vec::with_capacity(n))
+        Self {
+            hashes: Vec::with_capacity(n),
+            failed: Vec::new(),
+        }
     }
     /// Records the next event of the log.
     pub fn push(&mut self, ev: &VerifiedEvent) {
-        self.0.push(ev.hash);
+        self.hashes.push(ev.hash);
     }
+    /// Records that the next event of the log, stored with hash `stored`, failed
+    /// verification.
+    pub fn push_failed(&mut self, stored: EventHash) {
+        self.failed.push(self.hashes.len() as u64);
+        self.hashes.push(stored);
+    }
+    /// The hashes recorded, in log order (a failed event's as stored).
     #[must_use]
     pub fn as_slice(&self) -> &[EventHash] {
-        &self.0
+        &self.hashes
     }
     /// The event at log index `index` from its bytes read again.
     pub fn again(
@@ -325,7 +339,8 @@ impl VerifiedHashes {
     ) -> Result<VerifiedEvent, AgainError> {
         let verified = *usize::try_from(index)
             .ok()
-            .and_then(|i| self.0.get(i))
+            .and_then(|i| self.hashes.get(i))
+            .filter(|_| self.failed.binary_search(&index).is_err())
             .ok_or(AgainError::Unknown(index))?;
         let found = event_hash(ledger, bytes);
         if found != verified {

@@ -15,12 +15,13 @@ use super::peers::{DwellRule, Peers};
 use super::screens::Screens;
 use super::walk::{Directory, Walk};
 use super::{broken, Options, Resolution};
+use crate::audit::{Budget, Mask, UnitRanges};
 use crate::chain::{self, ChainError};
 use crate::core::event::{Body, Role};
 use crate::core::ids::{EventHash, LedgerName, LogIndex, PartyId};
 use crate::core::unit::UnitId;
 use crate::core::values::{CountryCode, Timestamp};
-use crate::core::verify::VerifiedEvent;
+use crate::core::verify::{VerifiedEvent, VerifiedHashes};
 use crate::screen::hierarchy::{PartyInfo, PartyScreening};
 use crate::screen::matcher::Index;
 use crate::store::{LogEntry, Store, StoreError};
@@ -83,7 +84,8 @@ struct UnitState {
     broken: Option<(LogIndex, String)>,
 }
 
-/// Every unit's replayed custody, with what the replay needs to judge it.
+/// Every unit's replayed custody (of one range of units), with what the replay needs to
+/// judge it.
 pub struct Replay {
     table: PartyTable,
     info: HashMap<PartyId, PartyInfo>,
@@ -93,12 +95,17 @@ pub struct Replay {
     /// Events that failed their checks, by stored hash: a unit whose next event names one
     /// as `prev` is broken at it.
     failed: HashMap<EventHash, (LogIndex, String)>,
+    /// What later passes need: the events verified, and the ranges each event names.
+    verified: VerifiedHashes,
+    masks: Vec<Mask>,
 }
 
-/// Reads, verifies and replays the whole log. `progress(done, total)` after each chunk.
+/// Reads, verifies and replays the whole log, the units of range 0 of `ranges` only.
+/// `progress(done, total)` after each chunk.
 pub fn replay<S: Store>(
     store: &S,
     ledger: &LedgerName,
+    ranges: &UnitRanges,
     progress: &dyn Fn(u64, u64),
 ) -> Result<Replay, StoreError> {
     let mut table = PartyTable::default();
@@ -112,13 +119,17 @@ pub fn replay<S: Store>(
         info.insert(r.id.clone(), PartyInfo::from(&r));
     }
     let total = store.len()?;
+    let n = usize::try_from(total).unwrap_or(0);
     let mut rp = Replay {
         table,
         info,
         units: HashMap::new(),
-        hashes: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
+        hashes: Vec::with_capacity(n),
         failed: HashMap::new(),
+        verified: VerifiedHashes::with_capacity(n),
+        masks: Vec::new(),
     };
+    let several = ranges.count() > 1;
     // A reader thread reads and checks chunks (on every core) while this thread replays
     // the previous one; the channel holds at most two chunks.
     type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
@@ -156,8 +167,18 @@ pub fn replay<S: Store>(
                 // An event that fails its checks is skipped: the units it names then end
                 // short of their recorded head, and are reported broken at it.
                 match ev {
-                    Ok(ev) => rp.apply(e.index, ev.hash(), ev.body())?,
+                    Ok(ev) => {
+                        rp.verified.push(&ev);
+                        if several {
+                            rp.masks.push(ranges.mask(ev.body()));
+                        }
+                        rp.apply(e.index, ev.hash(), ev.body(), &|u| ranges.contains(0, u))?;
+                    }
                     Err(why) => {
+                        rp.verified.push_failed(e.hash);
+                        if several {
+                            rp.masks.push(0);
+                        }
                         rp.failed.insert(e.hash, (e.index, why));
                     }
                 }
@@ -170,10 +191,95 @@ pub fn replay<S: Store>(
     Ok(rp)
 }
 
+/// Replays the units of range `k` afresh from the events that name them: each read again
+/// and taken as verified only if its bytes still hash to what [`replay`] verified (an event
+/// changed since is reported as failed, and its units broken at it).
+fn replay_range<S: Store>(
+    store: &S,
+    ledger: &LedgerName,
+    rp: &mut Replay,
+    (ranges, k): (&UnitRanges, usize),
+    progress: &dyn Fn(u64, u64),
+) -> Result<(), StoreError> {
+    rp.units = HashMap::new();
+    let total = rp.hashes.len() as u64;
+    let bit: Mask = 1 << k;
+    type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
+    let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Chunk), StoreError>>(2);
+    // Taken out while the units are replayed (the reader thread reads them), put back after.
+    let (verified, masks) = (
+        std::mem::take(&mut rp.verified),
+        std::mem::take(&mut rp.masks),
+    );
+    let wanted = |i: u64| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| masks.get(i))
+            .is_some_and(|m| m & bit != 0)
+    };
+    let (verified_ref, wanted_ref) = (&verified, &wanted);
+    let done = std::thread::scope(|scope| -> Result<(), StoreError> {
+        scope.spawn(move || {
+            let (mut start, mut chunks) = (0, crate::audit::Chunks::new());
+            while start < total {
+                let end = (start + chunks.len()).min(total);
+                let entries = match store.entries(LogIndex::new(start), LogIndex::new(end)) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                chunks.saw(entries.iter().map(|e| e.event.len()).sum());
+                let again: Chunk = entries
+                    .into_par_iter()
+                    .filter(|e| wanted_ref(e.index.get()))
+                    .map(|e| {
+                        let ev = verified_ref
+                            .again(e.index.get(), &e.event, ledger)
+                            .map_err(|err| err.to_string());
+                        (e, ev)
+                    })
+                    .collect();
+                if tx.send(Ok((end, again))).is_err() {
+                    return;
+                }
+                start = end;
+            }
+        });
+        for chunk in rx {
+            let (end, chunk) = chunk?;
+            for (e, ev) in chunk {
+                match ev {
+                    Ok(ev) => {
+                        rp.apply(e.index, ev.hash(), ev.body(), &|u| ranges.contains(k, u))?;
+                    }
+                    Err(why) => {
+                        rp.failed.insert(e.hash, (e.index, why));
+                    }
+                }
+            }
+            progress(end, total);
+        }
+        Ok(())
+    });
+    rp.verified = verified;
+    rp.masks = masks;
+    done
+}
+
 impl Replay {
-    fn apply(&mut self, index: LogIndex, hash: EventHash, body: &Body) -> Result<(), StoreError> {
+    /// Applies a checked event to the units `judged` accepts (links to other units find no
+    /// state and are passed over).
+    fn apply(
+        &mut self,
+        index: LogIndex,
+        hash: EventHash,
+        body: &Body,
+        judged: &dyn Fn(&UnitId) -> bool,
+    ) -> Result<(), StoreError> {
         if let Body::Register(r) = body {
-            for u in &r.units {
+            for u in r.units.iter().filter(|u| judged(u)) {
                 if let Some(s) = self.units.get_mut(u) {
                     s.broken
                         .get_or_insert((index, "registered a second time".into()));
@@ -292,59 +398,139 @@ pub struct Summary {
     pub resolutions: Vec<Resolution>,
 }
 
-/// Resolves every unit, in id order, keeping those for which `keep` says so.
+/// Resolves every unit, in id order, keeping those for which `keep` says so, within the
+/// default memory [`Budget`].
 pub fn resolve_all<S: Store>(
     store: &S,
     ledger: &LedgerName,
     index: &Index,
     o: &Options,
     progress: &dyn Fn(&str, u64, u64),
+    keep: impl FnMut(&Resolution) -> Result<bool, StoreError>,
+) -> Result<Summary, StoreError> {
+    resolve_all_within(store, ledger, index, o, Budget::default(), progress, keep)
+}
+
+/// [`resolve_all`] holding the replayed custody of at most about `budget.units_per_pass`
+/// units at a time: the units are split into ranges of ids ([`UnitRanges`]), the first
+/// pass verifies every event and replays the first range, each later pass replays its range
+/// from the events that name it, and each range is judged after its pass. With several
+/// ranges the dwell baseline is read from the store's completed-stay counters (which
+/// `custody verify` compares with the log), as for one unit; with one, it is the replay's.
+pub fn resolve_all_within<S: Store>(
+    store: &S,
+    ledger: &LedgerName,
+    index: &Index,
+    o: &Options,
+    budget: Budget,
+    progress: &dyn Fn(&str, u64, u64),
     mut keep: impl FnMut(&Resolution) -> Result<bool, StoreError>,
 ) -> Result<Summary, StoreError> {
     let started = std::time::Instant::now();
-    let mut rp = replay(store, ledger, &|d, t| {
+    let (ranges, _) = UnitRanges::of(store, budget)?;
+    let mut rp = replay(store, ledger, &ranges, &|d, t| {
         progress("verify and replay the log", d, t)
     })?;
-    let peers = rp.peers(o.dwell)?;
-    let Replay {
-        table,
-        info,
-        units,
-        hashes,
-        ..
-    } = rp;
-    let mut screens = Screens::new(index, &info, o.thresholds);
+    let peers = if ranges.count() == 1 {
+        rp.peers(o.dwell)?
+    } else {
+        super::peers::baseline(store, o.dwell)?
+    };
     tracing::info!(
-        events = hashes.len(),
-        units = units.len(),
+        events = rp.hashes.len(),
+        units = rp.units.len(),
+        passes = ranges.count(),
         secs = started.elapsed().as_secs_f64(),
         "log verified and replayed"
     );
-    progress("screen parties", 0, table.ids.len() as u64);
-    screens.preload(&table.ids)?;
+    let mut screens = Screens::new(index, &rp.info, o.thresholds);
+    progress("screen parties", 0, rp.table.ids.len() as u64);
+    screens.preload(&rp.table.ids)?;
+    let screens = screens;
     tracing::info!(
-        parties = table.ids.len(),
+        parties = rp.table.ids.len(),
         secs = started.elapsed().as_secs_f64(),
         "parties screened"
     );
-    let (table, screens) = (&table, &screens);
     let mut sum = Summary {
         peers: Some(peers),
         ..Summary::default()
     };
-    let total = units.len() as u64;
-    let mut after = None;
+    let total = store.census()?.units;
+    for k in 0..ranges.count() {
+        if k > 0 {
+            // The next range replayed into a Replay that borrows the party table (the
+            // screening memo keeps borrowing the party facts).
+            let mut other = Replay {
+                table: PartyTable::default(),
+                info: HashMap::new(),
+                units: HashMap::new(),
+                hashes: std::mem::take(&mut rp.hashes),
+                failed: std::mem::take(&mut rp.failed),
+                verified: std::mem::take(&mut rp.verified),
+                masks: std::mem::take(&mut rp.masks),
+            };
+            std::mem::swap(&mut other.table, &mut rp.table);
+            replay_range(store, ledger, &mut other, (&ranges, k), &|d, t| {
+                progress("replay the next range of units", d, t)
+            })?;
+            std::mem::swap(&mut other.table, &mut rp.table);
+            rp.units = other.units;
+            rp.hashes = other.hashes;
+            rp.failed = other.failed;
+            rp.verified = other.verified;
+            rp.masks = other.masks;
+        }
+        judge_range(
+            store,
+            ledger,
+            &rp,
+            &screens,
+            o,
+            (&ranges, k),
+            &mut sum,
+            &mut keep,
+            &|d| progress("judge units", d, total),
+        )?;
+    }
+    tracing::info!(
+        units = sum.units,
+        secs = started.elapsed().as_secs_f64(),
+        "units judged"
+    );
+    Ok(sum)
+}
+
+/// Judges the units of range `k` (whose custody `rp` holds), in id order.
+#[allow(clippy::too_many_arguments)]
+fn judge_range<S: Store>(
+    store: &S,
+    ledger: &LedgerName,
+    rp: &Replay,
+    screens: &Screens<'_, HashMap<PartyId, PartyInfo>>,
+    o: &Options,
+    (ranges, k): (&UnitRanges, usize),
+    sum: &mut Summary,
+    keep: &mut impl FnMut(&Resolution) -> Result<bool, StoreError>,
+    progress: &dyn Fn(u64),
+) -> Result<(), StoreError> {
+    let peers = sum.peers.unwrap_or(Peers::of(Vec::new(), o.dwell));
+    let (table, units, hashes) = (&rp.table, &rp.units, &rp.hashes);
+    let mut after = ranges.after(k).cloned();
     loop {
-        let page = store.units(after.as_ref(), 4096)?;
+        let mut page = store.units(after.as_ref(), 4096)?;
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
+        let before = page.len();
+        page.retain(|r| ranges.contains(k, &r.id));
+        let ended = page.len() < before;
         // Units are judged on every core; counts and `keep` see them in id order.
         let judged: Vec<Result<Resolution, StoreError>> = page
             .par_iter()
             .map_init(
                 || Ctx {
                     table,
-                    hashes: &hashes,
+                    hashes,
                     screens,
                     dated: HashMap::new(),
                 },
@@ -388,12 +574,10 @@ pub fn resolve_all<S: Store>(
                 sum.resolutions.push(r);
             }
         }
-        progress("judge units", sum.units, total);
+        progress(sum.units);
+        if ended {
+            break;
+        }
     }
-    tracing::info!(
-        units = sum.units,
-        secs = started.elapsed().as_secs_f64(),
-        "units judged"
-    );
-    Ok(sum)
+    Ok(())
 }

@@ -34,7 +34,7 @@ use crate::screen::matcher::{Index, Thresholds};
 use crate::store::{Store, StoreError};
 use crate::verified::VerifiedCache;
 
-pub use bulk::{resolve_all, Summary};
+pub use bulk::{resolve_all, resolve_all_within, Summary};
 pub use peers::{baseline, DwellRule, Peers};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
