@@ -85,14 +85,15 @@ pub fn compare_range<S: Store>(
 
 /// Compares the units of the last range (`last.0` holds them) and everything else with the
 /// replay, all at once: `parties` holds the parties, handles, keys, operator and the stays
-/// of every range; `units` is the number of units of every range. The first failure in the
+/// of every range; `units` is the number of units of every range and `pairs` their holdings
+/// and involvement pairs. The first failure in the
 /// order units and chains, holdings, involvement, hash index, parties, stays, counts.
 pub fn compare_last<S: Store>(
     store: &S,
     last: (&MemState, &UnitRanges, usize),
     parties: &MemState,
     hashes: &[EventHash],
-    units: u64,
+    (units, pairs): (u64, (u64, u64)),
     (nodes, checkpoints): (u64, u64),
 ) -> Found {
     let (state, ranges, k) = last;
@@ -110,7 +111,7 @@ pub fn compare_last<S: Store>(
                 counts(
                     store,
                     parties,
-                    (hashes.len() as u64, units),
+                    (hashes.len() as u64, units, pairs),
                     nodes,
                     checkpoints,
                 )
@@ -247,7 +248,10 @@ fn units<S: Store>(store: &S, state: &MemState, ranges: &UnitRanges, k: usize) -
     Ok(None)
 }
 
-/// A (party, unit) index read whole in order equals the replay's sets, pair by pair.
+/// A (party, unit) index equals the replay's sets for the units of range `k`: for every
+/// party the store or the replay knows, its units of that range read by one bounded range
+/// read, pair by pair. Pairs under party ids that are not parties are caught by the counts
+/// ([`Census`]), so each pair is read about once however many ranges there are.
 fn party_units<S: Store>(
     store: &S,
     family: PartyUnits,
@@ -259,36 +263,45 @@ fn party_units<S: Store>(
         PartyUnits::Holdings => "holdings",
         PartyUnits::Involved => "involvement index",
     };
-    let mut parties: Vec<&PartyId> = replayed.keys().collect();
-    parties.sort();
-    let mut want = parties
-        .into_iter()
-        .flat_map(|p| replayed[p].iter().map(move |u| (p, u)));
-    let seen = scan(
-        |after| store.party_unit_pairs(family, after, SCAN),
-        Clone::clone,
-        |(p, u)| {
-            if !ranges.contains(k, u) {
-                return None;
+    let mut parties: BTreeSet<PartyId> = store.parties()?.into_iter().map(|r| r.id).collect();
+    parties.extend(replayed.keys().cloned());
+    let none = BTreeSet::new();
+    for p in &parties {
+        let mut want = replayed.get(p).unwrap_or(&none).iter();
+        let mut after = ranges.after(k).cloned();
+        'pages: loop {
+            let page = match family {
+                PartyUnits::Holdings => store.holdings(p, after.as_ref(), SCAN)?,
+                PartyUnits::Involved => store.involved(p, after.as_ref(), SCAN)?,
+            };
+            let Some(last) = page.last() else { break };
+            after = Some(last.clone());
+            for u in &page {
+                if !ranges.contains(k, u) {
+                    break 'pages;
+                }
+                match want.next() {
+                    Some(w) if w == u => {}
+                    Some(w) => {
+                        return idx(format!(
+                            "{what} of party {p} differ from the replay: the store has unit {u} where the log implies unit {w}"
+                        ))
+                    }
+                    None => {
+                        return idx(format!(
+                            "{what} of party {p} differ from the replay: the store has unit {u}, the log implies no more"
+                        ))
+                    }
+                }
             }
-            match want.next() {
-                Some((wp, wu)) if wp == p && wu == u => None,
-                Some((wp, wu)) => Some(format!(
-                    "{what} of party {p} differ from the replay: the store has unit {u} where the log implies unit {wu} of party {wp}"
-                )),
-                None => Some(format!(
-                    "{what} of party {p} differ from the replay: the store has unit {u}, the log implies no more"
-                )),
-            }
-        },
-    )?;
-    match (seen, want.next()) {
-        (Err(why), _) => idx(why),
-        (Ok(_), Some((p, u))) => idx(format!(
-            "{what} of party {p} differ from the replay: unit {u} is missing from the store"
-        )),
-        (Ok(_), None) => Ok(None),
+        }
+        if let Some(w) = want.next() {
+            return idx(format!(
+                "{what} of party {p} differ from the replay: unit {w} is missing from the store"
+            ));
+        }
     }
+    Ok(None)
 }
 
 /// The completed-stay counters (the dwell baseline's source) are exactly the replay's.
@@ -317,13 +330,15 @@ fn stays<S: Store>(store: &S, state: &MemState) -> Found {
 fn counts<S: Store>(
     store: &S,
     state: &MemState,
-    (total, units): (u64, u64),
+    (total, units, pairs): (u64, u64, (u64, u64)),
     nodes: u64,
     checkpoints: u64,
 ) -> Found {
     let expected = Census {
         events: total,
         units,
+        holdings: pairs.0,
+        involved: pairs.1,
         parties: state.parties.len() as u64,
         handles: state.handles.len() as u64,
         keys: state.keys.len() as u64,

@@ -90,12 +90,11 @@ pub struct Replay {
     table: PartyTable,
     info: HashMap<PartyId, PartyInfo>,
     units: HashMap<UnitId, UnitState>,
-    /// Event hash by log index.
-    hashes: Vec<EventHash>,
     /// Events that failed their checks, by stored hash: a unit whose next event names one
     /// as `prev` is broken at it.
     failed: HashMap<EventHash, (LogIndex, String)>,
-    /// What later passes need: the events verified, and the ranges each event names.
+    /// Event hash by log index (as stored, for an event that failed its checks), which
+    /// later passes also read events again by; and the ranges each event names.
     verified: VerifiedHashes,
     masks: Vec<Mask>,
 }
@@ -124,7 +123,6 @@ pub fn replay<S: Store>(
         table,
         info,
         units: HashMap::new(),
-        hashes: Vec::with_capacity(n),
         failed: HashMap::new(),
         verified: VerifiedHashes::with_capacity(n),
         masks: Vec::new(),
@@ -163,7 +161,6 @@ pub fn replay<S: Store>(
         let mut done = 0;
         for chunk in rx {
             for (e, ev) in chunk? {
-                rp.hashes.push(e.hash);
                 // An event that fails its checks is skipped: the units it names then end
                 // short of their recorded head, and are reported broken at it.
                 match ev {
@@ -202,7 +199,7 @@ fn replay_range<S: Store>(
     progress: &dyn Fn(u64, u64),
 ) -> Result<(), StoreError> {
     rp.units = HashMap::new();
-    let total = rp.hashes.len() as u64;
+    let total = rp.verified.as_slice().len() as u64;
     let bit: Mask = 1 << k;
     type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
     let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Chunk), StoreError>>(2);
@@ -437,7 +434,7 @@ pub fn resolve_all_within<S: Store>(
         super::peers::baseline(store, o.dwell)?
     };
     tracing::info!(
-        events = rp.hashes.len(),
+        events = rp.verified.as_slice().len(),
         units = rp.units.len(),
         passes = ranges.count(),
         secs = started.elapsed().as_secs_f64(),
@@ -465,7 +462,6 @@ pub fn resolve_all_within<S: Store>(
                 table: PartyTable::default(),
                 info: HashMap::new(),
                 units: HashMap::new(),
-                hashes: std::mem::take(&mut rp.hashes),
                 failed: std::mem::take(&mut rp.failed),
                 verified: std::mem::take(&mut rp.verified),
                 masks: std::mem::take(&mut rp.masks),
@@ -476,7 +472,6 @@ pub fn resolve_all_within<S: Store>(
             })?;
             std::mem::swap(&mut other.table, &mut rp.table);
             rp.units = other.units;
-            rp.hashes = other.hashes;
             rp.failed = other.failed;
             rp.verified = other.verified;
             rp.masks = other.masks;
@@ -515,7 +510,7 @@ fn judge_range<S: Store>(
     progress: &dyn Fn(u64),
 ) -> Result<(), StoreError> {
     let peers = sum.peers.unwrap_or(Peers::of(Vec::new(), o.dwell));
-    let (table, units, hashes) = (&rp.table, &rp.units, &rp.hashes);
+    let (table, units, hashes) = (&rp.table, &rp.units, rp.verified.as_slice());
     let mut after = ranges.after(k).cloned();
     loop {
         let mut page = store.units(after.as_ref(), 4096)?;

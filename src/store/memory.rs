@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Census, Counts, Group, LedgerMeta, LogEntry, PartyUnits, Store, StoreError};
+use super::{Census, Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LogIndex, PartyId, PublicKey};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -133,26 +133,6 @@ impl Store for MemoryStore {
         v.truncate(limit);
         Ok(v)
     }
-    fn party_unit_pairs(
-        &self,
-        family: PartyUnits,
-        after: Option<&(PartyId, UnitId)>,
-        limit: usize,
-    ) -> Result<Vec<(PartyId, UnitId)>, StoreError> {
-        let g = self.lock();
-        let sets = match family {
-            PartyUnits::Holdings => &g.state.holdings,
-            PartyUnits::Involved => &g.state.involved,
-        };
-        let mut v: Vec<(PartyId, UnitId)> = sets
-            .iter()
-            .flat_map(|(p, us)| us.iter().map(move |u| (p.clone(), u.clone())))
-            .filter(|pair| after.is_none_or(|a| pair > a))
-            .collect();
-        v.sort();
-        v.truncate(limit);
-        Ok(v)
-    }
     fn hash_index(
         &self,
         after: Option<&EventHash>,
@@ -202,6 +182,8 @@ impl Store for MemoryStore {
         Ok(Census {
             events: c.events,
             units: c.units,
+            holdings: c.holdings,
+            involved: c.involved,
             parties: c.parties,
             handles: c.handles,
             keys: c.keys,

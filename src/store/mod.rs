@@ -108,7 +108,7 @@ pub struct Counts {
     pub checkpoints: u64,
 }
 
-/// The (party, unit) indexes.
+/// The (party, unit) indexes, as an audit names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PartyUnits {
     /// Units a party holds now ([`Store::holdings`]).
@@ -123,6 +123,9 @@ pub struct Census {
     pub events: u64,
     /// Registered units, as counted at commit (no scan).
     pub units: u64,
+    /// (party, unit) pairs of [`Store::holdings`] and [`Store::involved`].
+    pub holdings: u64,
+    pub involved: u64,
     pub parties: u64,
     pub handles: u64,
     pub keys: u64,
@@ -175,15 +178,6 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&UnitId>,
         limit: usize,
     ) -> Result<Vec<(UnitRecord, Vec<LogIndex>)>, StoreError>;
-    /// Every (party, unit) pair of a family ([`Store::holdings`] or [`Store::involved`]) in
-    /// party-id then unit-id order after `after`, at most `limit`: one ordered scan of the
-    /// whole family, for audits.
-    fn party_unit_pairs(
-        &self,
-        family: PartyUnits,
-        after: Option<&(PartyId, UnitId)>,
-        limit: usize,
-    ) -> Result<Vec<(PartyId, UnitId)>, StoreError>;
     /// The hash index in hash-byte order after `after`, at most `limit` entries: an
     /// ordered scan, for audits.
     fn hash_index(
@@ -195,9 +189,9 @@ pub trait Store: Send + Sync + 'static {
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError>;
     /// How many records of every kind the store holds (a scan of everything).
     fn counts(&self) -> Result<Counts, StoreError>;
-    /// The counts of the record kinds an audit does not read whole by ordered scans (few
-    /// records each, besides the log files' own counts), and the number of units as counted
-    /// at commit.
+    /// The counts an audit checks besides its ordered scans: the small record kinds, the
+    /// log files' own counts, the number of units as counted at commit, and the (party,
+    /// unit) pairs (a scan of each of those two families).
     fn census(&self) -> Result<Census, StoreError>;
     /// Every completed-stay counter ([`crate::core::state::IndexOp::Stay`]): `(party,
     /// days, stays)` in party-id then days order, none with zero stays. Few records (parties
@@ -291,14 +285,6 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<(UnitRecord, Vec<LogIndex>)>, StoreError> {
         (**self).unit_chains(after, limit)
-    }
-    fn party_unit_pairs(
-        &self,
-        family: PartyUnits,
-        after: Option<&(PartyId, UnitId)>,
-        limit: usize,
-    ) -> Result<Vec<(PartyId, UnitId)>, StoreError> {
-        (**self).party_unit_pairs(family, after, limit)
     }
     fn hash_index(
         &self,

@@ -35,7 +35,7 @@ use super::tree_nodes;
 use super::unit_codec;
 use super::upper_nodes::UpperNodes;
 use super::watermark::{Mark, Watermark};
-use super::{Census, Counts, Group, LedgerMeta, LogEntry, PartyUnits, Store, StoreError};
+use super::{Census, Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -538,41 +538,6 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn party_unit_pairs(
-        &self,
-        family: PartyUnits,
-        after: Option<&(PartyId, UnitId)>,
-        limit: usize,
-    ) -> Result<Vec<(PartyId, UnitId)>, StoreError> {
-        let (prefix, what) = match family {
-            PartyUnits::Holdings => (b'x', "holdings"),
-            PartyUnits::Involved => (b'v', "involvement"),
-        };
-        let start = match after {
-            Some((p, u)) => {
-                let mut s = key(prefix, &[p.as_str().as_bytes(), u.as_str().as_bytes()]);
-                s.push(0);
-                s
-            }
-            None => vec![prefix],
-        };
-        let mut out = Vec::new();
-        for r in self.tree.range(start..) {
-            let (k, _) = r.map_err(io)?;
-            if k.first() != Some(&prefix) || out.len() >= limit {
-                break;
-            }
-            // A party id is 32 hex digits; the unit id follows.
-            let s = std::str::from_utf8(&k[1..]).map_err(|e| corrupt(what, e))?;
-            let (p, u) = (s.get(..32).unwrap_or(s), s.get(32..).unwrap_or(""));
-            out.push((
-                PartyId::parse(p).map_err(|e| corrupt(what, e))?,
-                UnitId::parse(u).map_err(|e| corrupt(what, e))?,
-            ));
-        }
-        Ok(out)
-    }
-
     fn hash_index(
         &self,
         after: Option<&EventHash>,
@@ -638,6 +603,8 @@ impl Store for SledStore {
         Ok(Census {
             events,
             units: self.units.load(Ordering::Acquire),
+            holdings: self.count_prefix(b'x')?,
+            involved: self.count_prefix(b'v')?,
             parties: self.count_prefix(b'p')?,
             handles: self.count_prefix(b'n')?,
             keys: self.count_prefix(b'k')?,
