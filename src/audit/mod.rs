@@ -55,6 +55,29 @@ impl Chunks {
     }
 }
 
+/// Reads the log's entries `0..end` in chunks sized by [`Chunks`], handing `each` the
+/// requested range `start..stop` and what was read, until `each` returns false, a read
+/// fails (handed on first) or the log is read.
+pub(crate) fn read_chunks<S: Store>(
+    store: &S,
+    end: u64,
+    mut each: impl FnMut(u64, u64, Result<Vec<LogEntry>, StoreError>) -> bool,
+) {
+    let (mut start, mut chunks) = (0u64, Chunks::new());
+    while start < end {
+        let stop = (start + chunks.len()).min(end);
+        let read = store.entries(LogIndex::new(start), LogIndex::new(stop));
+        if let Ok(entries) = &read {
+            chunks.saw(entries.iter().map(|e| e.event.len()).sum());
+        }
+        let failed = read.is_err();
+        if !each(start, stop, read) || failed {
+            return;
+        }
+        start = stop;
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     /// Log index of the first bad event, when the failure is about one.
@@ -378,22 +401,14 @@ fn first_pass<S: Store>(
     let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, StoreError>>(2);
     std::thread::scope(|scope| -> Result<Option<Failure>, StoreError> {
         scope.spawn(move || {
-            let (mut start, mut chunks) = (0u64, Chunks::new());
-            while start < total {
-                let end = (start + chunks.len()).min(total);
-                let read = store
-                    .entries(LogIndex::new(start), LogIndex::new(end))
-                    .and_then(|entries| {
-                        chunks.saw(entries.iter().map(|e| e.event.len()).sum());
-                        let checked = entries.par_iter().map(|e| check_entry(name, e)).collect();
-                        let stored = tree::TreeCheck::stored_nodes(store, start, end)?;
-                        Ok((start, end, entries, checked, stored))
-                    });
-                if tx.send(read).is_err() {
-                    return;
-                }
-                start = end;
-            }
+            read_chunks(store, total, |start, end, read| {
+                let read = read.and_then(|entries| {
+                    let checked = entries.par_iter().map(|e| check_entry(name, e)).collect();
+                    let stored = tree::TreeCheck::stored_nodes(store, start, end)?;
+                    Ok((start, end, entries, checked, stored))
+                });
+                tx.send(read).is_ok()
+            });
         });
         for chunk in rx {
             let (start, end, entries, checked, stored) = chunk?;
@@ -438,51 +453,27 @@ fn later_pass<S: Store>(
     progress: &dyn Fn(u64),
 ) -> Result<Option<Failure>, StoreError> {
     type Chunk = Vec<(LogEntry, Result<VerifiedEvent, Failure>)>;
-    let bit: Mask = 1 << k;
-    let wanted = |i: u64| {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| masks.get(i))
-            .is_some_and(|m| m & bit != 0)
-    };
     let in_range = |u: &crate::core::unit::UnitId| ranges.contains(k, u);
     let mut last_time = None;
     let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Chunk), StoreError>>(2);
     std::thread::scope(|scope| -> Result<Option<Failure>, StoreError> {
         scope.spawn(move || {
-            let (mut start, mut chunks) = (0u64, Chunks::new());
-            while start < limit {
-                let end = (start + chunks.len()).min(limit);
-                let read = store
-                    .entries(LogIndex::new(start), LogIndex::new(end))
-                    .map(|entries| {
-                        chunks.saw(entries.iter().map(|e| e.event.len()).sum());
-                        let chosen: Vec<LogEntry> = entries
-                            .into_iter()
-                            .filter(|e| wanted(e.index.get()))
-                            .collect();
-                        let again = chosen
-                            .into_par_iter()
-                            .map(|e| {
-                                let ev =
-                                    hashes.again(e.index.get(), &e.event, name).map_err(|err| {
-                                        fail(
-                                            Some(e.index.get()),
-                                            Some(e.hash.to_string()),
-                                            "reread",
-                                            err,
-                                        )
-                                    });
-                                (e, ev)
-                            })
-                            .collect();
-                        (end, again)
-                    });
-                if tx.send(read).is_err() {
-                    return;
-                }
-                start = end;
-            }
+            read_chunks(store, limit, |_, end, read| {
+                let read = read.map(|entries| {
+                    let again = entries
+                        .into_par_iter()
+                        .filter(|e| ranges::in_mask(masks, e.index.get(), k))
+                        .map(|e| {
+                            let ev = hashes.again(e.index.get(), &e.event, name).map_err(|err| {
+                                fail(Some(e.index.get()), Some(e.hash.to_string()), "reread", err)
+                            });
+                            (e, ev)
+                        })
+                        .collect();
+                    (end, again)
+                });
+                tx.send(read).is_ok()
+            });
         });
         for chunk in rx {
             let (end, chunk) = chunk?;

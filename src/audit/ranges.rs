@@ -36,6 +36,15 @@ pub struct UnitRanges {
 /// A set of ranges as bits (at most 64 ranges).
 pub type Mask = u64;
 
+/// Whether the event at log index `i` names range `k`, by the masks of the first pass.
+#[must_use]
+pub fn in_mask(masks: &[Mask], i: u64, k: usize) -> bool {
+    usize::try_from(i)
+        .ok()
+        .and_then(|i| masks.get(i))
+        .is_some_and(|m| m & (1 << k) != 0)
+}
+
 impl UnitRanges {
     /// At most 64 ranges (a [`Mask`] per event).
     pub const MAX: usize = 64;

@@ -134,29 +134,18 @@ pub fn replay<S: Store>(
     let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, StoreError>>(2);
     std::thread::scope(|scope| -> Result<(), StoreError> {
         scope.spawn(move || {
-            let (mut start, mut chunks) = (0, crate::audit::Chunks::new());
-            while start < total {
-                let end = (start + chunks.len()).min(total);
-                let entries = match store.entries(LogIndex::new(start), LogIndex::new(end)) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                chunks.saw(entries.iter().map(|e| e.event.len()).sum());
-                let checked: Chunk = entries
-                    .into_par_iter()
-                    .map(|e| {
-                        let ev = crate::audit::check_entry(ledger, &e).map_err(|f| f.detail);
-                        (e, ev)
-                    })
-                    .collect();
-                if tx.send(Ok(checked)).is_err() {
-                    return;
-                }
-                start = end;
-            }
+            crate::audit::read_chunks(store, total, |_, _, read| {
+                let read = read.map(|entries| {
+                    entries
+                        .into_par_iter()
+                        .map(|e| {
+                            let ev = crate::audit::check_entry(ledger, &e).map_err(|f| f.detail);
+                            (e, ev)
+                        })
+                        .collect()
+                });
+                tx.send(read).is_ok()
+            });
         });
         let mut done = 0;
         for chunk in rx {
@@ -200,7 +189,6 @@ fn replay_range<S: Store>(
 ) -> Result<(), StoreError> {
     rp.units = HashMap::new();
     let total = rp.verified.as_slice().len() as u64;
-    let bit: Mask = 1 << k;
     type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
     let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Chunk), StoreError>>(2);
     // Taken out while the units are replayed (the reader thread reads them), put back after.
@@ -208,41 +196,25 @@ fn replay_range<S: Store>(
         std::mem::take(&mut rp.verified),
         std::mem::take(&mut rp.masks),
     );
-    let wanted = |i: u64| {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| masks.get(i))
-            .is_some_and(|m| m & bit != 0)
-    };
-    let (verified_ref, wanted_ref) = (&verified, &wanted);
+    let (verified_ref, masks_ref) = (&verified, &masks);
     let done = std::thread::scope(|scope| -> Result<(), StoreError> {
         scope.spawn(move || {
-            let (mut start, mut chunks) = (0, crate::audit::Chunks::new());
-            while start < total {
-                let end = (start + chunks.len()).min(total);
-                let entries = match store.entries(LogIndex::new(start), LogIndex::new(end)) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                chunks.saw(entries.iter().map(|e| e.event.len()).sum());
-                let again: Chunk = entries
-                    .into_par_iter()
-                    .filter(|e| wanted_ref(e.index.get()))
-                    .map(|e| {
-                        let ev = verified_ref
-                            .again(e.index.get(), &e.event, ledger)
-                            .map_err(|err| err.to_string());
-                        (e, ev)
-                    })
-                    .collect();
-                if tx.send(Ok((end, again))).is_err() {
-                    return;
-                }
-                start = end;
-            }
+            crate::audit::read_chunks(store, total, |_, end, read| {
+                let read = read.map(|entries| {
+                    let again: Chunk = entries
+                        .into_par_iter()
+                        .filter(|e| crate::audit::ranges::in_mask(masks_ref, e.index.get(), k))
+                        .map(|e| {
+                            let ev = verified_ref
+                                .again(e.index.get(), &e.event, ledger)
+                                .map_err(|err| err.to_string());
+                            (e, ev)
+                        })
+                        .collect();
+                    (end, again)
+                });
+                tx.send(read).is_ok()
+            });
         });
         for chunk in rx {
             let (end, chunk) = chunk?;
