@@ -21,7 +21,7 @@ use crate::core::checkpoint::VerifierKey;
 use crate::core::ids::{LedgerName, LogIndex};
 use crate::core::rules::{self, Context};
 use crate::core::state::MemState;
-use crate::core::verify::{verify_stored, StoredError, VerifiedEvent, VerifiedHashes};
+use crate::core::verify::{verify_stored, AgainError, StoredError, VerifiedEvent, VerifiedHashes};
 use crate::store::{LogEntry, Store, StoreError};
 pub use ranges::{Budget, Mask, UnitRanges};
 
@@ -53,6 +53,24 @@ impl Chunks {
             self.len = (self.len * 2).min(Self::MAX);
         }
     }
+}
+
+/// The entries that name range `k` (by the first pass's `masks`), each read again as the
+/// event verified at its position ([`VerifiedHashes::again`]), on every core.
+pub(crate) fn again_in_range(
+    entries: Vec<LogEntry>,
+    (masks, k): (&[Mask], usize),
+    hashes: &VerifiedHashes,
+    name: &LedgerName,
+) -> Vec<(LogEntry, Result<VerifiedEvent, AgainError>)> {
+    entries
+        .into_par_iter()
+        .filter(|e| ranges::in_mask(masks, e.index.get(), k))
+        .map(|e| {
+            let ev = hashes.again(e.index.get(), &e.event, name);
+            (e, ev)
+        })
+        .collect()
 }
 
 /// Reads the log's entries `0..end` in chunks sized by [`Chunks`], handing `each` the
@@ -460,13 +478,11 @@ fn later_pass<S: Store>(
         scope.spawn(move || {
             read_chunks(store, limit, |_, end, read| {
                 let read = read.map(|entries| {
-                    let again = entries
-                        .into_par_iter()
-                        .filter(|e| ranges::in_mask(masks, e.index.get(), k))
-                        .map(|e| {
-                            let ev = hashes.again(e.index.get(), &e.event, name).map_err(|err| {
-                                fail(Some(e.index.get()), Some(e.hash.to_string()), "reread", err)
-                            });
+                    let again = again_in_range(entries, (masks, k), hashes, name)
+                        .into_iter()
+                        .map(|(e, ev)| {
+                            let (i, h) = (Some(e.index.get()), Some(e.hash.to_string()));
+                            let ev = ev.map_err(|err| fail(i, h, "reread", err));
                             (e, ev)
                         })
                         .collect();

@@ -201,16 +201,11 @@ fn replay_range<S: Store>(
         scope.spawn(move || {
             crate::audit::read_chunks(store, total, |_, end, read| {
                 let read = read.map(|entries| {
-                    let again: Chunk = entries
-                        .into_par_iter()
-                        .filter(|e| crate::audit::ranges::in_mask(masks_ref, e.index.get(), k))
-                        .map(|e| {
-                            let ev = verified_ref
-                                .again(e.index.get(), &e.event, ledger)
-                                .map_err(|err| err.to_string());
-                            (e, ev)
-                        })
-                        .collect();
+                    let again: Chunk =
+                        crate::audit::again_in_range(entries, (masks_ref, k), verified_ref, ledger)
+                            .into_iter()
+                            .map(|(e, ev)| (e, ev.map_err(|err| err.to_string())))
+                            .collect();
                     (end, again)
                 });
                 tx.send(read).is_ok()
