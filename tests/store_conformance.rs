@@ -114,7 +114,7 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
         "{chains:?}\n{:?}\n",
         s.unit_chains(chains.get(1).map(|c| &c.0.id), 2)
     );
-    out += &format!("{:?}\n", s.census());
+    out += &format!("{:?} {:?}\n", s.census(), s.unit_count());
     let hashes = s.hash_index(None, 1000).expect("hash index");
     assert_eq!(hashes.len() as u64, n, "one entry per event");
     for (h, i) in &hashes {

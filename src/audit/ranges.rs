@@ -56,7 +56,7 @@ impl UnitRanges {
     /// the store holds.
     pub fn of<S: Store>(store: &S, budget: Budget) -> Result<(Self, u64), StoreError> {
         let per = budget.units_per_pass.max(1);
-        let counted = store.census()?.units;
+        let counted = store.unit_count()?;
         if counted <= per {
             return Ok((Self::default(), counted));
         }

@@ -420,7 +420,7 @@ pub fn resolve_all_within<S: Store>(
         peers: Some(peers),
         ..Summary::default()
     };
-    let total = store.census()?.units;
+    let total = store.unit_count()?;
     for k in 0..ranges.count() {
         if k > 0 {
             // The next range replayed into a Replay that borrows the party table (the

@@ -192,6 +192,9 @@ impl Store for MemoryStore {
             checkpoints: c.checkpoints,
         })
     }
+    fn unit_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().state.units.len() as u64)
+    }
     fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError> {
         let g = self.lock();
         Ok(g.state

@@ -193,6 +193,8 @@ pub trait Store: Send + Sync + 'static {
     /// log files' own counts, the number of units as counted at commit, and the (party,
     /// unit) pairs (a scan of each of those two families).
     fn census(&self) -> Result<Census, StoreError>;
+    /// Registered units, as counted at commit: no scan (what sizes an audit's passes).
+    fn unit_count(&self) -> Result<u64, StoreError>;
     /// Every completed-stay counter ([`crate::core::state::IndexOp::Stay`]): `(party,
     /// days, stays)` in party-id then days order, none with zero stays. Few records (parties
     /// × distinct durations), so the dwell baseline never needs the log.
@@ -301,6 +303,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn census(&self) -> Result<Census, StoreError> {
         (**self).census()
+    }
+    fn unit_count(&self) -> Result<u64, StoreError> {
+        (**self).unit_count()
     }
     fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError> {
         (**self).stays()

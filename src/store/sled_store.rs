@@ -602,7 +602,7 @@ impl Store for SledStore {
         let (events, nodes) = self.files.counts()?;
         Ok(Census {
             events,
-            units: self.units.load(Ordering::Acquire),
+            units: self.unit_count()?,
             holdings: self.count_prefix(b'x')?,
             involved: self.count_prefix(b'v')?,
             parties: self.count_prefix(b'p')?,
@@ -612,6 +612,10 @@ impl Store for SledStore {
             nodes,
             checkpoints: self.count_prefix(b'q')?,
         })
+    }
+
+    fn unit_count(&self) -> Result<u64, StoreError> {
+        Ok(self.units.load(Ordering::Acquire))
     }
 
     fn stays(&self) -> Result<Vec<(PartyId, u32, u64)>, StoreError> {
