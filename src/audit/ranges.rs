@@ -83,9 +83,10 @@ impl UnitRanges {
         Ok((Self { bounds }, n))
     }
 
-    /// `k` ranges split at `bounds` (sorted, distinct).
+    /// Ranges split at `bounds` (sorted, distinct), for tests.
+    #[cfg(test)]
     #[must_use]
-    pub fn split_at(bounds: Vec<UnitId>) -> Self {
+    fn split_at(bounds: Vec<UnitId>) -> Self {
         Self { bounds }
     }
 

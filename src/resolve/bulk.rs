@@ -407,7 +407,9 @@ pub fn resolve_all_within<S: Store>(
         secs = started.elapsed().as_secs_f64(),
         "log verified and replayed"
     );
-    let mut screens = Screens::new(index, &rp.info, o.thresholds);
+    // The party facts screening reads, apart from the state later passes replace.
+    let info = std::mem::take(&mut rp.info);
+    let mut screens = Screens::new(index, &info, o.thresholds);
     progress("screen parties", 0, rp.table.ids.len() as u64);
     screens.preload(&rp.table.ids)?;
     let screens = screens;
@@ -423,25 +425,9 @@ pub fn resolve_all_within<S: Store>(
     let total = store.unit_count()?;
     for k in 0..ranges.count() {
         if k > 0 {
-            // The next range replayed into a Replay that borrows the party table (the
-            // screening memo keeps borrowing the party facts).
-            let mut other = Replay {
-                table: PartyTable::default(),
-                info: HashMap::new(),
-                units: HashMap::new(),
-                failed: std::mem::take(&mut rp.failed),
-                verified: std::mem::take(&mut rp.verified),
-                masks: std::mem::take(&mut rp.masks),
-            };
-            std::mem::swap(&mut other.table, &mut rp.table);
-            replay_range(store, ledger, &mut other, (&ranges, k), &|d, t| {
+            replay_range(store, ledger, &mut rp, (&ranges, k), &|d, t| {
                 progress("replay the next range of units", d, t)
             })?;
-            std::mem::swap(&mut other.table, &mut rp.table);
-            rp.units = other.units;
-            rp.failed = other.failed;
-            rp.verified = other.verified;
-            rp.masks = other.masks;
         }
         judge_range(
             store,
