@@ -120,38 +120,47 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     let per_unit = 2.021;
     let n_units =
         ((cfg.events.saturating_sub(cfg.parties) as f64 / per_unit) as usize / 100 * 100).max(1000);
-    let units: Vec<UnitId> = (0..n_units)
-        .into_par_iter()
-        .map(|i| UnitId::custody(&p.maker.party_id(), "SEQ", &format!("B{i:09}")))
-        .collect::<Result<_, _>>()
-        .map_err(|e| step("unit ids")(e.to_string()))?;
-    let regs = world::registrations(&name, &p, &units, at);
-    let registered: Vec<EventHash> = regs.iter().map(VerifiedEvent::hash).collect();
-    append(&ledger, regs)?;
-    let (ts, accs, heads) = world::to_distributors(&name, &p, &units, &registered, at);
-    drop(registered);
-    append(&ledger, ts)?;
-    append(&ledger, accs)?;
+    // Registered and shipped to distributors a slice at a time (lots, then their transfers,
+    // then the accepts), so that the generator holds one slice of events, not the ledger's.
+    let units = world::Units::new(&p, n_units);
+    let mut heads: Vec<EventHash> = Vec::with_capacity(n_units / world::GROUP + 1);
+    const SLICE: usize = 100_000;
+    for start in (0..n_units).step_by(SLICE) {
+        let ids = units.ids(start..(start + SLICE).min(n_units));
+        let regs = world::registrations(&name, &p, &ids, at);
+        let registered: Vec<EventHash> = regs.iter().map(VerifiedEvent::hash).collect();
+        append(&ledger, regs)?;
+        let (ts, accs, hs) =
+            world::to_distributors(&name, &p, start / world::GROUP, &ids, &registered, at);
+        append(&ledger, ts)?;
+        append(&ledger, accs)?;
+        heads.extend(hs);
+    }
 
     // The bulk: single-unit shipments to end users, timed through the library as a server
     // receives them (canonical bytes decoded and verified on all cores, then appended).
     let held = (n_units / 20).clamp(200, 20_000).min(n_units / 2);
-    let bulk: Vec<(UnitId, EventHash, usize)> = units
-        .iter()
-        .zip(&heads)
-        .map(|(u, (h, d))| (u.clone(), *h, *d))
-        .collect();
-    drop(heads);
-    let (lib_part, http_part) = bulk.split_at(n_units - held);
+    // Unit `i`, its head and the distributor holding it.
+    let bulk = |r: std::ops::Range<usize>| -> Vec<(UnitId, EventHash, usize)> {
+        units
+            .ids(r.clone())
+            .into_iter()
+            .zip(r)
+            .map(|(u, i)| {
+                let g = i / world::GROUP;
+                (u, heads[g], g % p.dists.len())
+            })
+            .collect()
+    };
+    let lib_units = n_units - held;
     let mut lib_secs = 0.0;
     let mut lib_events = 0u64;
-    for (k, chunk) in lib_part.chunks(20_000).enumerate() {
+    for start in (0..lib_units).step_by(20_000) {
         progress(&format!(
-            "library ingest: {} of {} units shipped to end users",
-            k * 20_000,
-            lib_part.len()
+            "library ingest: {start} of {lib_units} units shipped to end users"
         ));
-        let pairs = world::to_end_users(&name, &p, chunk, at);
+        let chunk = bulk(start..(start + 20_000).min(lib_units));
+        let pairs = world::to_end_users(&name, &p, &chunk, at);
         let bytes: Vec<Vec<u8>> = pairs
             .iter()
             .map(|(t, _)| t)
@@ -167,10 +176,10 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     drop(ledger);
 
     progress("HTTP ingest on loopback (batches, then single events)");
-    let pairs = world::to_end_users(&name, &p, http_part, at);
-    // The generator's own state is not the ledger's: gone before the phases that measure
-    // the ledger's memory (the unit ids stay, to pick units at random).
-    drop(bulk);
+    let pairs = world::to_end_users(&name, &p, &bulk(lib_units..n_units), at);
+    // The generator keeps one head per group of units (to pick units at random it makes
+    // their ids again from an index).
+    drop(heads);
     let json = |e: &VerifiedEvent| String::from_utf8_lossy(e.canonical_bytes()).into_owned();
     let split = pairs.len() * 4 / 5;
     let (batch_pairs, single_pairs) = pairs.split_at(split);
@@ -188,7 +197,7 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     let verified = std::sync::Arc::new(crate::verified::VerifiedCache::default());
     let (mut chain, mut chain_uncached) = (Vec::new(), Vec::new());
     for k in 0..2000 {
-        let u = &units[pick.below(units.len() as u64) as usize];
+        let u = &units.id(pick.below(n_units as u64) as usize);
         let t = Instant::now();
         if k % 2 == 0 {
             crate::chain::read_cached(&store, &name, u, &verified)
@@ -228,7 +237,7 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     let dwell_baseline_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut one = Vec::new();
     for _ in 0..300 {
-        let u = &units[pick.below(units.len() as u64) as usize];
+        let u = &units.id(pick.below(n_units as u64) as usize);
         let t = Instant::now();
         crate::resolve::resolve(&store, &name, &ix, u, &o, &peers, &verified)?;
         one.push(us(t));
@@ -277,7 +286,7 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     };
     let (mut ex, mut ve) = (Vec::new(), Vec::new());
     for _ in 0..5 {
-        let u = &units[pick.below(units.len() as u64) as usize];
+        let u = &units.id(pick.below(n_units as u64) as usize);
         let t = Instant::now();
         let b =
             crate::bundle::export(&store, u).map_err(|e| step("bundle export")(e.to_string()))?;

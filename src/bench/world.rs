@@ -171,30 +171,64 @@ pub fn registrations(
         .collect()
 }
 
-/// Maker → distributor in transfers of 100 units, each accepted; returns the events (all
-/// transfers, then all accepts) and each unit's head and distributor afterwards.
+/// The bench's units, by index: made again from the index when needed rather than held (at
+/// 10M events the ids alone would take ~0.5 GB).
+pub struct Units {
+    maker: crate::core::ids::PartyId,
+    pub n: usize,
+}
+
+impl Units {
+    #[must_use]
+    pub fn new(p: &Parties, n: usize) -> Self {
+        Self {
+            maker: p.maker.party_id(),
+            n,
+        }
+    }
+
+    /// Unit `i`'s id.
+    #[must_use]
+    pub fn id(&self, i: usize) -> UnitId {
+        UnitId::custody(&self.maker, "SEQ", &format!("B{i:09}"))
+            .expect("invariant: a party id, SEQ and a nine-digit serial make a valid unit id")
+    }
+
+    /// The ids of units `r`.
+    #[must_use]
+    pub fn ids(&self, r: std::ops::Range<usize>) -> Vec<UnitId> {
+        r.into_par_iter().map(|i| self.id(i)).collect()
+    }
+}
+
+/// Units per shipment from the maker to a distributor; its group number `g` (counted over the
+/// whole ledger) picks the distributor, `g % distributors`.
+pub const GROUP: usize = 100;
+
+/// Maker → distributor in transfers of [`GROUP`] units, each accepted. `units` start at group
+/// `first_group` and their lot registrations are `registered` (one per 1,000 units, from the
+/// same start). Returns the events (all transfers, then all accepts) and, per group, the
+/// accept that is its units' head afterwards.
 pub fn to_distributors(
     ledger: &LedgerName,
     p: &Parties,
+    first_group: usize,
     units: &[UnitId],
     registered: &[EventHash],
     at: Timestamp,
-) -> (
-    Vec<VerifiedEvent>,
-    Vec<VerifiedEvent>,
-    Vec<(EventHash, usize)>,
-) {
-    let groups: Vec<(usize, &[UnitId])> = units.chunks(100).enumerate().collect();
-    let made: Vec<(VerifiedEvent, VerifiedEvent, usize)> = groups
+) -> (Vec<VerifiedEvent>, Vec<VerifiedEvent>, Vec<EventHash>) {
+    let groups: Vec<(usize, &[UnitId])> = units.chunks(GROUP).enumerate().collect();
+    let made: Vec<(VerifiedEvent, VerifiedEvent)> = groups
         .par_iter()
-        .map(|(g, us)| {
+        .map(|(k, us)| {
+            let g = first_group + k;
             let d = g % p.dists.len();
             let links: Vec<UnitLink> = us
                 .iter()
                 .enumerate()
-                .map(|(k, u)| UnitLink {
+                .map(|(j, u)| UnitLink {
                     unit: u.clone(),
-                    prev: registered[(g * 100 + k) / 1000],
+                    prev: registered[(k * GROUP + j) / 1000],
                 })
                 .collect();
             let t = sign(
@@ -226,15 +260,12 @@ pub fn to_distributors(
                 }),
                 &[&p.dists[d]],
             );
-            (t, a, d)
+            (t, a)
         })
         .collect();
-    let mut heads = Vec::with_capacity(units.len());
-    for ((_, us), (_, a, d)) in groups.iter().zip(&made) {
-        heads.extend(std::iter::repeat_n((a.hash(), *d), us.len()));
-    }
-    let (ts, rest): (Vec<_>, Vec<_>) = made.into_iter().map(|(t, a, _)| (t, a)).unzip();
-    (ts, rest, heads)
+    let heads = made.iter().map(|(_, a)| a.hash()).collect();
+    let (ts, accs) = made.into_iter().unzip();
+    (ts, accs, heads)
 }
 
 /// Distributor → end user, one unit per transfer, accepted with an end-use declaration:
