@@ -96,6 +96,73 @@ pub(crate) fn read_chunks<S: Store>(
     }
 }
 
+/// Reads, of the log's entries `0..end`, those the first pass's `masks` mark as naming range
+/// `k`: runs of them, each read through gaps shorter than [`GAP`] entries (the caller filters
+/// those out again), in chunks sized by [`Chunks`]. A later pass so reads about its own
+/// events, not the whole log. `each` as for [`read_chunks`]; a read that does not return
+/// exactly the entries asked for is handed on as an error.
+pub(crate) fn read_masked<S: Store>(
+    store: &S,
+    (masks, k): (&[Mask], usize),
+    end: u64,
+    mut each: impl FnMut(u64, u64, Result<Vec<LogEntry>, StoreError>) -> bool,
+) {
+    let mut chunks = Chunks::new();
+    let mut from = 0u64;
+    while let Some((start, stop)) = next_run((masks, k), from, end, chunks.len()) {
+        let read = store
+            .entries(LogIndex::new(start), LogIndex::new(stop))
+            .and_then(|entries| {
+                let exact = entries.len() as u64 == stop - start
+                    && entries
+                        .iter()
+                        .enumerate()
+                        .all(|(n, e)| e.index.get() == start + n as u64);
+                if exact {
+                    Ok(entries)
+                } else {
+                    Err(StoreError::Corrupt {
+                        location: format!("log entries {start}..{stop}"),
+                        detail: format!(
+                            "read again, the store returned {} entries, not those {} indexes",
+                            entries.len(),
+                            stop - start
+                        ),
+                    })
+                }
+            });
+        if let Ok(entries) = &read {
+            chunks.saw(entries.iter().map(|e| e.event.len()).sum());
+        }
+        let failed = read.is_err();
+        if !each(start, stop, read) || failed {
+            return;
+        }
+        from = stop;
+    }
+}
+
+/// The next run of entries a pass over range `k` reads, from `from` on and before `end`: it
+/// starts at the first entry the masks mark, holds at most `max` entries, ends at a marked
+/// entry, and reads through fewer than [`GAP`] unmarked entries in a row.
+fn next_run((masks, k): (&[Mask], usize), from: u64, end: u64, max: u64) -> Option<(u64, u64)> {
+    let start = (from..end).find(|&i| ranges::in_mask(masks, i, k))?;
+    let limit = (start + max.max(1)).min(end);
+    let mut last = start;
+    for j in start + 1..limit {
+        if j - last > GAP {
+            break;
+        }
+        if ranges::in_mask(masks, j, k) {
+            last = j;
+        }
+    }
+    Some((start, last + 1))
+}
+
+/// Unmarked entries a later pass reads through rather than starting a new read.
+const GAP: u64 = 32;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     /// Log index of the first bad event, when the failure is about one.
@@ -476,7 +543,7 @@ fn later_pass<S: Store>(
     let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Chunk), StoreError>>(2);
     std::thread::scope(|scope| -> Result<Option<Failure>, StoreError> {
         scope.spawn(move || {
-            read_chunks(store, limit, |_, end, read| {
+            read_masked(store, (masks, k), limit, |_, end, read| {
                 let read = read.map(|entries| {
                     let again = again_in_range(entries, (masks, k), hashes, name)
                         .into_iter()
@@ -524,7 +591,45 @@ fn gap(start: u64, end: u64, entries: &[LogEntry]) -> Option<Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::Chunks;
+    use super::{next_run, Chunks, GAP};
+
+    #[test]
+    fn a_later_pass_reads_every_marked_entry_and_skips_long_unmarked_runs() {
+        // Range 1 marked at 3, 5 (gap 1), 100 (gap 94), 140..=200 and 500; range 0 elsewhere.
+        let end = 600u64;
+        let marked = |i: u64| [3, 5, 100, 500].contains(&i) || (140..=200).contains(&i);
+        let masks: Vec<u64> = (0..end)
+            .map(|i| if marked(i) { 0b11 } else { 0b01 })
+            .collect();
+        for max in [1, 7, 64, 8192] {
+            let (mut from, mut read) = (0, Vec::new());
+            while let Some((start, stop)) = next_run((&masks, 1), from, end, max) {
+                assert!(start >= from && stop > start && stop - start <= max);
+                assert!(
+                    marked(start) && marked(stop - 1),
+                    "runs start and end marked"
+                );
+                read.extend(start..stop);
+                from = stop;
+            }
+            assert!(
+                (0..end).filter(|&i| marked(i)).all(|i| read.contains(&i)),
+                "max {max}"
+            );
+            // Read through the gap of 1 (when the run may be that long), never the long gaps.
+            assert!(!read
+                .iter()
+                .any(|i| (6..100).contains(i) || (201..500).contains(i)));
+            assert!(
+                read.len() as u64 <= 3 + 61 + 2 + GAP,
+                "max {max}: {}",
+                read.len()
+            );
+        }
+        // Range 0 is every entry: one run per `max` entries.
+        assert_eq!(next_run((&masks, 0), 10, end, 64), Some((10, 74)));
+        assert_eq!(next_run((&masks, 1), 501, end, 64), None);
+    }
 
     #[test]
     fn chunks_shrink_over_large_events_and_grow_back_within_bounds() {

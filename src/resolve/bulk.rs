@@ -199,7 +199,7 @@ fn replay_range<S: Store>(
     let (verified_ref, masks_ref) = (&verified, &masks);
     let done = std::thread::scope(|scope| -> Result<(), StoreError> {
         scope.spawn(move || {
-            crate::audit::read_chunks(store, total, |_, end, read| {
+            crate::audit::read_masked(store, (masks_ref, k), total, |_, end, read| {
                 let read = read.map(|entries| {
                     let again: Chunk =
                         crate::audit::again_in_range(entries, (masks_ref, k), verified_ref, ledger)
