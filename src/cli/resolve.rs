@@ -53,7 +53,7 @@ pub struct ResolveArgs {
     pub dwell_min_days: u32,
     /// With --all: replay the custody of at most this many units at a time; a ledger with
     /// more is replayed in several passes over the log, one per range of unit ids.
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = crate::audit::Budget::default().units_per_pass, value_parser = clap::value_parser!(u64).range(1..))]
     pub units_per_pass: u64,
 }
 
