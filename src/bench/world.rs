@@ -1,8 +1,9 @@
 //! The synthetic but realistic ledger `custody bench` builds: an operator, a manufacturer,
 //! distributors it sponsors, end users the distributors sponsor (some carrying the names of
 //! the agencies of the embedded Entity List excerpt), units registered in lots of 1,000,
-//! shipped to distributors in multi-unit transfers of 100 and accepted, then each unit
-//! shipped alone to an end user and accepted with an end-use declaration.
+//! shipped to distributors in multi-unit transfers of 100 and accepted (built and appended
+//! 100,000 units at a time), then each unit shipped alone to an end user and accepted with an
+//! end-use declaration.
 
 use rayon::prelude::*;
 use sha2::Digest as _;
