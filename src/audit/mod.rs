@@ -73,18 +73,23 @@ pub(crate) fn again_in_range(
         .collect()
 }
 
-/// Reads the log's entries `0..end` in chunks sized by [`Chunks`], handing `each` the
-/// requested range `start..stop` and what was read, until `each` returns false, a read
-/// fails (handed on first) or the log is read.
-pub(crate) fn read_chunks<S: Store>(
+/// What a chunked read hands on: the range `start..stop` asked for and what was read.
+type Each<'a> = dyn FnMut(u64, u64, Result<Vec<LogEntry>, StoreError>) -> bool + 'a;
+
+/// Reads the runs `plan(from, max)` names (the next `start..stop` at or after `from`, of at
+/// most `max` entries, `max` sized by [`Chunks`]), handing `each` each run and what was read,
+/// until `each` returns false, a read fails (handed on first) or `plan` names no more.
+fn read_runs<S: Store>(
     store: &S,
-    end: u64,
-    mut each: impl FnMut(u64, u64, Result<Vec<LogEntry>, StoreError>) -> bool,
+    mut plan: impl FnMut(u64, u64) -> Option<(u64, u64)>,
+    mut check: impl FnMut(u64, u64, Vec<LogEntry>) -> Result<Vec<LogEntry>, StoreError>,
+    each: &mut Each<'_>,
 ) {
-    let (mut start, mut chunks) = (0u64, Chunks::new());
-    while start < end {
-        let stop = (start + chunks.len()).min(end);
-        let read = store.entries(LogIndex::new(start), LogIndex::new(stop));
+    let (mut from, mut chunks) = (0u64, Chunks::new());
+    while let Some((start, stop)) = plan(from, chunks.len()) {
+        let read = store
+            .entries(LogIndex::new(start), LogIndex::new(stop))
+            .and_then(|entries| check(start, stop, entries));
         if let Ok(entries) = &read {
             chunks.saw(entries.iter().map(|e| e.event.len()).sum());
         }
@@ -92,8 +97,25 @@ pub(crate) fn read_chunks<S: Store>(
         if !each(start, stop, read) || failed {
             return;
         }
-        start = stop;
+        from = stop;
     }
+}
+
+/// Reads the log's entries `0..end` in chunks sized by [`Chunks`], handing `each` the
+/// requested range `start..stop` and what was read, until `each` returns false, a read
+/// fails (handed on first) or the log is read. What was read is handed on as the store
+/// returned it (the first pass checks it is exactly those indexes).
+pub(crate) fn read_chunks<S: Store>(
+    store: &S,
+    end: u64,
+    mut each: impl FnMut(u64, u64, Result<Vec<LogEntry>, StoreError>) -> bool,
+) {
+    read_runs(
+        store,
+        |from, max| (from < end).then(|| (from, (from + max).min(end))),
+        |_, _, entries| Ok(entries),
+        &mut each,
+    );
 }
 
 /// Reads, of the log's entries `0..end`, those the first pass's `masks` mark as naming range
@@ -107,39 +129,31 @@ pub(crate) fn read_masked<S: Store>(
     end: u64,
     mut each: impl FnMut(u64, u64, Result<Vec<LogEntry>, StoreError>) -> bool,
 ) {
-    let mut chunks = Chunks::new();
-    let mut from = 0u64;
-    while let Some((start, stop)) = next_run((masks, k), from, end, chunks.len()) {
-        let read = store
-            .entries(LogIndex::new(start), LogIndex::new(stop))
-            .and_then(|entries| {
-                let exact = entries.len() as u64 == stop - start
-                    && entries
-                        .iter()
-                        .enumerate()
-                        .all(|(n, e)| e.index.get() == start + n as u64);
-                if exact {
-                    Ok(entries)
-                } else {
-                    Err(StoreError::Corrupt {
-                        location: format!("log entries {start}..{stop}"),
-                        detail: format!(
-                            "read again, the store returned {} entries, not those {} indexes",
-                            entries.len(),
-                            stop - start
-                        ),
-                    })
-                }
-            });
-        if let Ok(entries) = &read {
-            chunks.saw(entries.iter().map(|e| e.event.len()).sum());
+    let exact = |start: u64, stop: u64, entries: Vec<LogEntry>| {
+        let whole = entries.len() as u64 == stop - start
+            && entries
+                .iter()
+                .enumerate()
+                .all(|(n, e)| e.index.get() == start + n as u64);
+        if whole {
+            Ok(entries)
+        } else {
+            Err(StoreError::Corrupt {
+                location: format!("log entries {start}..{stop}"),
+                detail: format!(
+                    "read again, the store returned {} entries, not those {} indexes",
+                    entries.len(),
+                    stop - start
+                ),
+            })
         }
-        let failed = read.is_err();
-        if !each(start, stop, read) || failed {
-            return;
-        }
-        from = stop;
-    }
+    };
+    read_runs(
+        store,
+        |from, max| next_run((masks, k), from, end, max),
+        exact,
+        &mut each,
+    );
 }
 
 /// The next run of entries a pass over range `k` reads, from `from` on and before `end`: it

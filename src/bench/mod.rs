@@ -122,9 +122,11 @@ pub struct Report {
     pub disk_bytes: u64,
     pub disk_bytes_per_event: f64,
     pub peak_rss_mb: f64,
-    /// Resident memory (MiB) at the end of each phase, and the peak so far: which phase
-    /// holds the memory.
+    /// Each phase with the resident memory (MiB) at its start and its own peak (which phase
+    /// holds the memory): the kernel's peak is reset at each phase's start
+    /// (`phase_peaks_reset`); where it cannot be, the peak is the process's so far.
     pub rss_by_phase: Vec<(String, f64, f64)>,
+    pub phase_peaks_reset: bool,
 }
 
 fn status_mb(field: &str) -> f64 {
@@ -142,6 +144,14 @@ fn status_mb(field: &str) -> f64 {
 #[must_use]
 pub fn peak_rss_mb() -> f64 {
     status_mb("VmHWM:")
+}
+
+/// Resets this process's peak resident memory (VmHWM) to what it holds now, so that
+/// [`peak_rss_mb`] reads the peak since (Linux `/proc/self/clear_refs`, value 5). False where
+/// the kernel refuses it.
+#[must_use]
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Resident memory of this process now (VmRSS), in MiB.

@@ -72,10 +72,20 @@ fn us(t: Instant) -> f64 {
 
 /// Runs every phase in `dir` (created; the ledger is built in `dir/ledger`).
 pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, BenchError> {
-    let rss = std::cell::RefCell::new(Vec::new());
+    // Each phase's start and own peak; the whole run's peak is the largest of them.
+    let rss = std::cell::RefCell::new(Vec::<(String, f64, f64)>::new());
+    let (whole_peak, reset) = (std::cell::Cell::new(0.0f64), std::cell::Cell::new(true));
     let progress = |stage: &str| {
-        rss.borrow_mut()
-            .push((stage.to_owned(), super::rss_mb(), peak_rss_mb()));
+        let peak = peak_rss_mb();
+        whole_peak.set(whole_peak.get().max(peak));
+        let mut phases = rss.borrow_mut();
+        if let Some(last) = phases.last_mut() {
+            last.2 = peak;
+        }
+        reset.set(reset.get() && super::reset_peak_rss());
+        let now = super::rss_mb();
+        phases.push((stage.to_owned(), now, now));
+        drop(phases);
         progress(stage);
     };
     std::fs::create_dir_all(dir)?;
@@ -326,8 +336,9 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         bundle_verify_ms: Latency::of(ve).p50_us,
         disk_bytes: disk,
         disk_bytes_per_event: disk as f64 / size.max(1) as f64,
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: whole_peak.get().max(peak_rss_mb()),
         rss_by_phase: rss.into_inner(),
+        phase_peaks_reset: reset.get(),
     })
 }
 

@@ -123,7 +123,11 @@ pub fn run(cli: &Cli, a: &BenchArgs) -> Result<()> {
     bar.finish_and_clear();
     emit(cli.format, &report, |r| {
         let mut t = render(r);
-        t.push_str("\nresident memory at the start of each phase (MiB, now / peak so far)");
+        t.push_str(if r.phase_peaks_reset {
+            "\nresident memory by phase (MiB: at its start / its peak)"
+        } else {
+            "\nresident memory by phase (MiB: at its start / the peak so far)"
+        });
         for (stage, now, peak) in &r.rss_by_phase {
             t.push_str(&format!("\n  {now:>8.0} / {peak:>8.0}  {stage}"));
         }
