@@ -129,31 +129,33 @@ pub(crate) fn read_masked<S: Store>(
     end: u64,
     mut each: impl FnMut(u64, u64, Result<Vec<LogEntry>, StoreError>) -> bool,
 ) {
-    let exact = |start: u64, stop: u64, entries: Vec<LogEntry>| {
-        let whole = entries.len() as u64 == stop - start
-            && entries
-                .iter()
-                .enumerate()
-                .all(|(n, e)| e.index.get() == start + n as u64);
-        if whole {
-            Ok(entries)
-        } else {
-            Err(StoreError::Corrupt {
-                location: format!("log entries {start}..{stop}"),
-                detail: format!(
-                    "read again, the store returned {} entries, not those {} indexes",
-                    entries.len(),
-                    stop - start
-                ),
-            })
-        }
-    };
     read_runs(
         store,
         |from, max| next_run((masks, k), from, end, max),
-        exact,
+        exactly,
         &mut each,
     );
+}
+
+/// `entries` if they are exactly the log's entries `start..stop`, in order; else an error.
+fn exactly(start: u64, stop: u64, entries: Vec<LogEntry>) -> Result<Vec<LogEntry>, StoreError> {
+    let whole = entries.len() as u64 == stop - start
+        && entries
+            .iter()
+            .enumerate()
+            .all(|(n, e)| e.index.get() == start + n as u64);
+    if whole {
+        Ok(entries)
+    } else {
+        Err(StoreError::Corrupt {
+            location: format!("log entries {start}..{stop}"),
+            detail: format!(
+                "read again, the store returned {} entries, not those {} indexes",
+                entries.len(),
+                stop - start
+            ),
+        })
+    }
 }
 
 /// The next run of entries a pass over range `k` reads, from `from` on and before `end`: it
@@ -605,7 +607,33 @@ fn gap(start: u64, end: u64, entries: &[LogEntry]) -> Option<Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::{next_run, Chunks, GAP};
+    use super::{exactly, next_run, Chunks, GAP};
+    use crate::core::ids::{EventHash, LogIndex};
+    use crate::core::values::Timestamp;
+    use crate::store::{LogEntry, StoreError};
+
+    #[test]
+    fn a_run_read_again_must_be_exactly_the_indexes_asked_for() {
+        let at = |i: u64| LogEntry {
+            index: LogIndex::new(i),
+            integrated_at: Timestamp::clamped(0),
+            hash: EventHash::from_bytes([0; 32]),
+            event: vec![],
+        };
+        let ok = |v: Vec<u64>| exactly(10, 13, v.into_iter().map(at).collect());
+        assert_eq!(ok(vec![10, 11, 12]).map(|v| v.len()).ok(), Some(3));
+        for bad in [
+            vec![10, 11],
+            vec![10, 12, 13],
+            vec![11, 12, 13],
+            vec![10, 11, 12, 13],
+        ] {
+            assert!(
+                matches!(ok(bad.clone()), Err(StoreError::Corrupt { .. })),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_later_pass_reads_every_marked_entry_and_skips_long_unmarked_runs() {
