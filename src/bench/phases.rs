@@ -132,9 +132,11 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         ((cfg.events.saturating_sub(cfg.parties) as f64 / per_unit) as usize / 100 * 100).max(1000);
     // Registered and shipped to distributors a slice at a time (lots, then their transfers,
     // then the accepts), so that the generator holds one slice of events, not the ledger's.
-    let units = world::Units::new(&p, n_units);
+    let units = world::Units::new(&p);
     let mut heads: Vec<EventHash> = Vec::with_capacity(n_units / world::GROUP + 1);
     const SLICE: usize = 100_000;
+    // Each slice starts a lot and a group (their registrations and heads are indexed from it).
+    const _: () = assert!(SLICE % world::LOT == 0 && SLICE % world::GROUP == 0);
     for start in (0..n_units).step_by(SLICE) {
         let ids = units.ids(start..(start + SLICE).min(n_units));
         let regs = world::registrations(&name, &p, &ids, at);
@@ -158,7 +160,7 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
             .zip(r)
             .map(|(u, i)| {
                 let g = i / world::GROUP;
-                (u, heads[g], g % p.dists.len())
+                (u, heads[g], p.distributor_of(g))
             })
             .collect()
     };

@@ -155,7 +155,7 @@ pub fn registrations(
     at: Timestamp,
 ) -> Vec<VerifiedEvent> {
     units
-        .par_chunks(1000)
+        .par_chunks(LOT)
         .map(|lot| {
             sign(
                 ledger,
@@ -176,15 +176,13 @@ pub fn registrations(
 /// 10M events the ids alone would take ~0.5 GB).
 pub struct Units {
     maker: crate::core::ids::PartyId,
-    pub n: usize,
 }
 
 impl Units {
     #[must_use]
-    pub fn new(p: &Parties, n: usize) -> Self {
+    pub fn new(p: &Parties) -> Self {
         Self {
             maker: p.maker.party_id(),
-            n,
         }
     }
 
@@ -202,13 +200,24 @@ impl Units {
     }
 }
 
-/// Units per shipment from the maker to a distributor; its group number `g` (counted over the
-/// whole ledger) picks the distributor, `g % distributors`.
+/// Units per shipment from the maker to a distributor; its group number (counted over the
+/// whole ledger) picks the distributor ([`Parties::distributor_of`]).
 pub const GROUP: usize = 100;
 
+/// Units per lot registration.
+pub const LOT: usize = 1000;
+
+impl Parties {
+    /// The distributor that shipment group `g` goes to.
+    #[must_use]
+    pub fn distributor_of(&self, g: usize) -> usize {
+        g % self.dists.len()
+    }
+}
+
 /// Maker → distributor in transfers of [`GROUP`] units, each accepted. `units` start at group
-/// `first_group` and their lot registrations are `registered` (one per 1,000 units, from the
-/// same start). Returns the events (all transfers, then all accepts) and, per group, the
+/// `first_group` and their lot registrations are `registered` (one per [`LOT`] units, from the
+/// same start, which is a lot's first unit). Returns the events (all transfers, then all accepts) and, per group, the
 /// accept that is its units' head afterwards.
 pub fn to_distributors(
     ledger: &LedgerName,
@@ -223,13 +232,13 @@ pub fn to_distributors(
         .par_iter()
         .map(|(k, us)| {
             let g = first_group + k;
-            let d = g % p.dists.len();
+            let d = p.distributor_of(g);
             let links: Vec<UnitLink> = us
                 .iter()
                 .enumerate()
                 .map(|(j, u)| UnitLink {
                     unit: u.clone(),
-                    prev: registered[(k * GROUP + j) / 1000],
+                    prev: registered[(k * GROUP + j) / LOT],
                 })
                 .collect();
             let t = sign(
