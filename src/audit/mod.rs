@@ -23,7 +23,7 @@ use crate::core::rules::{self, Context};
 use crate::core::state::MemState;
 use crate::core::verify::{verify_stored, AgainError, StoredError, VerifiedEvent, VerifiedHashes};
 use crate::store::{LogEntry, Store, StoreError};
-pub use ranges::{Budget, Mask, UnitRanges};
+pub use ranges::{Budget, Mask, Masks, UnitRanges};
 
 /// Chunks of a parallel pass over the log (the audit, `resolve --all`): about
 /// [`Chunks::BYTES`] of events each, so that a stretch of lot registrations (~80 KB each)
@@ -59,13 +59,13 @@ impl Chunks {
 /// event verified at its position ([`VerifiedHashes::again`]), on every core.
 pub(crate) fn again_in_range(
     entries: Vec<LogEntry>,
-    (masks, k): (&[Mask], usize),
+    (masks, k): (&Masks, usize),
     hashes: &VerifiedHashes,
     name: &LedgerName,
 ) -> Vec<(LogEntry, Result<VerifiedEvent, AgainError>)> {
     entries
         .into_par_iter()
-        .filter(|e| ranges::in_mask(masks, e.index.get(), k))
+        .filter(|e| masks.has(e.index.get(), k))
         .map(|e| {
             let ev = hashes.again(e.index.get(), &e.event, name);
             (e, ev)
@@ -125,7 +125,7 @@ pub(crate) fn read_chunks<S: Store>(
 /// exactly the entries asked for is handed on as an error.
 pub(crate) fn read_masked<S: Store>(
     store: &S,
-    (masks, k): (&[Mask], usize),
+    (masks, k): (&Masks, usize),
     end: u64,
     mut each: impl FnMut(u64, u64, Result<Vec<LogEntry>, StoreError>) -> bool,
 ) {
@@ -161,15 +161,15 @@ fn exactly(start: u64, stop: u64, entries: Vec<LogEntry>) -> Result<Vec<LogEntry
 /// The next run of entries a pass over range `k` reads, from `from` on and before `end`: it
 /// starts at the first entry the masks mark, holds at most `max` entries, ends at a marked
 /// entry, and reads through fewer than [`GAP`] unmarked entries in a row.
-fn next_run((masks, k): (&[Mask], usize), from: u64, end: u64, max: u64) -> Option<(u64, u64)> {
-    let start = (from..end).find(|&i| ranges::in_mask(masks, i, k))?;
+fn next_run((masks, k): (&Masks, usize), from: u64, end: u64, max: u64) -> Option<(u64, u64)> {
+    let start = (from..end).find(|&i| masks.has(i, k))?;
     let limit = (start + max.max(1)).min(end);
     let mut last = start;
     for j in start + 1..limit {
         if j - last > GAP {
             break;
         }
-        if ranges::in_mask(masks, j, k) {
+        if masks.has(j, k) {
             last = j;
         }
     }
@@ -360,7 +360,15 @@ fn verify_log<S: Store>(
     });
     let mut state = MemState::default();
     let mut hashes = VerifiedHashes::with_capacity(usize::try_from(total).unwrap_or(0));
-    let mut masks = Vec::new();
+    // One range: every event is in it, and no mask is kept.
+    let mut masks = Masks::for_ranges(
+        &ranges,
+        if ranges.count() > 1 {
+            usize::try_from(total).unwrap_or(0)
+        } else {
+            0
+        },
+    );
     let first = first_pass(
         store,
         &meta.name,
@@ -470,7 +478,7 @@ fn verify_log<S: Store>(
 type FirstPass<'a> = (
     &'a mut tree::TreeCheck,
     &'a mut VerifiedHashes,
-    &'a mut Vec<Mask>,
+    &'a mut Masks,
     &'a mut MemState,
 );
 
@@ -549,7 +557,7 @@ fn later_pass<S: Store>(
     name: &LedgerName,
     limit: u64,
     (ranges, k): (&UnitRanges, usize),
-    (hashes, masks): (&VerifiedHashes, &[Mask]),
+    (hashes, masks): (&VerifiedHashes, &Masks),
     state: &mut MemState,
     progress: &dyn Fn(u64),
 ) -> Result<Option<Failure>, StoreError> {
@@ -640,9 +648,13 @@ mod tests {
         // Range 1 marked at 3, 5 (gap 1), 100 (gap 94), 140..=200 and 500; range 0 elsewhere.
         let end = 600u64;
         let marked = |i: u64| [3, 5, 100, 500].contains(&i) || (140..=200).contains(&i);
-        let masks: Vec<u64> = (0..end)
-            .map(|i| if marked(i) { 0b11 } else { 0b01 })
-            .collect();
+        let maker = crate::core::ids::PartyId::parse(&format!("{:032x}", 7)).expect("party id");
+        let middle = crate::core::unit::UnitId::custody(&maker, "SEQ", "S5").expect("unit id");
+        let two = super::UnitRanges::split_at(vec![middle]);
+        let mut masks = super::Masks::for_ranges(&two, 0);
+        for i in 0..end {
+            masks.push(if marked(i) { 0b11 } else { 0b01 });
+        }
         for max in [1, 7, 64, 8192] {
             let (mut from, mut read) = (0, Vec::new());
             while let Some((start, stop)) = next_run((&masks, 1), from, end, max) {

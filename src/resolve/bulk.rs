@@ -15,7 +15,7 @@ use super::peers::{DwellRule, Peers};
 use super::screens::Screens;
 use super::walk::{Directory, Walk};
 use super::{broken, Options, Resolution};
-use crate::audit::{Budget, Mask, UnitRanges};
+use crate::audit::{Budget, Masks, UnitRanges};
 use crate::chain::{self, ChainError};
 use crate::core::event::{Body, Role};
 use crate::core::ids::{EventHash, LedgerName, LogIndex, PartyId};
@@ -96,7 +96,7 @@ pub struct Replay {
     /// Event hash by log index (as stored, for an event that failed its checks), which
     /// later passes also read events again by; and the ranges each event names.
     verified: VerifiedHashes,
-    masks: Vec<Mask>,
+    masks: Masks,
 }
 
 /// Reads, verifies and replays the whole log, the units of range 0 of `ranges` only.
@@ -125,9 +125,12 @@ pub fn replay<S: Store>(
         units: HashMap::new(),
         failed: HashMap::new(),
         verified: VerifiedHashes::with_capacity(n),
-        masks: Vec::new(),
+        masks: Masks::default(),
     };
     let several = ranges.count() > 1;
+    if several {
+        rp.masks = Masks::for_ranges(ranges, n);
+    }
     // A reader thread reads and checks chunks (on every core) while this thread replays
     // the previous one; the channel holds at most two chunks.
     type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
