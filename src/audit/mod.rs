@@ -23,7 +23,7 @@ use crate::core::rules::{self, Context};
 use crate::core::state::MemState;
 use crate::core::verify::{verify_stored, AgainError, StoredError, VerifiedEvent, VerifiedHashes};
 use crate::store::{LogEntry, Store, StoreError};
-pub use ranges::{Budget, Mask, Masks, UnitRanges};
+pub use ranges::{Budget, Masks, UnitRanges};
 
 /// Chunks of a parallel pass over the log (the audit, `resolve --all`): about
 /// [`Chunks::BYTES`] of events each, so that a stretch of lot registrations (~80 KB each)
@@ -360,15 +360,7 @@ fn verify_log<S: Store>(
     });
     let mut state = MemState::default();
     let mut hashes = VerifiedHashes::with_capacity(usize::try_from(total).unwrap_or(0));
-    // One range: every event is in it, and no mask is kept.
-    let mut masks = Masks::for_ranges(
-        &ranges,
-        if ranges.count() > 1 {
-            usize::try_from(total).unwrap_or(0)
-        } else {
-            0
-        },
-    );
+    let mut masks = Masks::for_ranges(&ranges, usize::try_from(total).unwrap_or(0));
     let first = first_pass(
         store,
         &meta.name,

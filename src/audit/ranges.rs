@@ -52,9 +52,11 @@ pub struct Masks {
 }
 
 impl Masks {
-    /// Empty, for `ranges`, with room for `events` masks.
+    /// Empty, for `ranges`, with room for `events` masks (none for a single range: every
+    /// event is in it, and its passes keep no masks).
     #[must_use]
     pub fn for_ranges(ranges: &UnitRanges, events: usize) -> Self {
+        let events = if ranges.count() > 1 { events } else { 0 };
         let width = match ranges.count() {
             0..=8 => 1,
             9..=16 => 2,

@@ -209,14 +209,14 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     let verified = std::sync::Arc::new(crate::verified::VerifiedCache::default());
     let (mut chain, mut chain_uncached) = (Vec::new(), Vec::new());
     for k in 0..2000 {
-        let u = &units.id(pick.below(n_units as u64) as usize);
+        let u = units.id(pick.below(n_units as u64) as usize);
         let t = Instant::now();
         if k % 2 == 0 {
-            crate::chain::read_cached(&store, &name, u, &verified)
+            crate::chain::read_cached(&store, &name, &u, &verified)
                 .map_err(|e| step("chain read")(e.to_string()))?;
             chain.push(us(t));
         } else {
-            crate::chain::read(&store, &name, u).map_err(|e| step("chain read")(e.to_string()))?;
+            crate::chain::read(&store, &name, &u).map_err(|e| step("chain read")(e.to_string()))?;
             chain_uncached.push(us(t));
         }
     }
@@ -249,9 +249,9 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     let dwell_baseline_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut one = Vec::new();
     for _ in 0..300 {
-        let u = &units.id(pick.below(n_units as u64) as usize);
+        let u = units.id(pick.below(n_units as u64) as usize);
         let t = Instant::now();
-        crate::resolve::resolve(&store, &name, &ix, u, &o, &peers, &verified)?;
+        crate::resolve::resolve(&store, &name, &ix, &u, &o, &peers, &verified)?;
         one.push(us(t));
     }
 
@@ -298,10 +298,10 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
     };
     let (mut ex, mut ve) = (Vec::new(), Vec::new());
     for _ in 0..5 {
-        let u = &units.id(pick.below(n_units as u64) as usize);
+        let u = units.id(pick.below(n_units as u64) as usize);
         let t = Instant::now();
         let b =
-            crate::bundle::export(&store, u).map_err(|e| step("bundle export")(e.to_string()))?;
+            crate::bundle::export(&store, &u).map_err(|e| step("bundle export")(e.to_string()))?;
         ex.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
         crate::core::bundle::verify(&b, &vkey).map_err(|e| step("bundle verify")(e.to_string()))?;

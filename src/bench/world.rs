@@ -217,8 +217,8 @@ impl Parties {
 
 /// Maker → distributor in transfers of [`GROUP`] units, each accepted. `units` start at group
 /// `first_group` and their lot registrations are `registered` (one per [`LOT`] units, from the
-/// same start, which is a lot's first unit). Returns the events (all transfers, then all accepts) and, per group, the
-/// accept that is its units' head afterwards.
+/// same start, which is a lot's first unit). Returns the events (all transfers, then all
+/// accepts) and, per group, the accept that is its units' head afterwards.
 pub fn to_distributors(
     ledger: &LedgerName,
     p: &Parties,

@@ -125,12 +125,9 @@ pub fn replay<S: Store>(
         units: HashMap::new(),
         failed: HashMap::new(),
         verified: VerifiedHashes::with_capacity(n),
-        masks: Masks::default(),
+        masks: Masks::for_ranges(ranges, n),
     };
     let several = ranges.count() > 1;
-    if several {
-        rp.masks = Masks::for_ranges(ranges, n);
-    }
     // A reader thread reads and checks chunks (on every core) while this thread replays
     // the previous one; the channel holds at most two chunks.
     type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
