@@ -10,7 +10,9 @@ use common::*;
 use custody::core::ids::{EventHash, LogIndex};
 use custody::core::merkle::NodeId;
 use custody::core::unit::UnitId;
-use custody::store::{Committed, Group, LogEntry, MemoryStore, SledStore, Store, StoreError};
+use custody::store::{
+    Committed, Group, LogEntry, MemoryStore, PartyUnits, SledStore, Store, StoreError,
+};
 
 /// Runs the scenario and returns the units it touched.
 fn scenario<S: Store>(w: &World<S>) -> Vec<UnitId> {
@@ -89,6 +91,32 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
             "{involved:?}\n{:?}\n",
             s.involved(&p.id, first.first(), 100)
         );
+        // A bounded read is exactly the units after its lower bound and up to its upper one.
+        for family in [PartyUnits::Holdings, PartyUnits::Involved] {
+            let all = s
+                .party_units(family, &p.id, (None, None), 100)
+                .expect("party units");
+            let edges: Vec<Option<&UnitId>> =
+                std::iter::once(None).chain(all.iter().map(Some)).collect();
+            for after in &edges {
+                for until in &edges {
+                    let got = s
+                        .party_units(family, &p.id, (*after, *until), 100)
+                        .expect("bounded party units");
+                    let want: Vec<UnitId> = all
+                        .iter()
+                        .filter(|u| after.is_none_or(|a| *u > a) && until.is_none_or(|b| *u <= b))
+                        .cloned()
+                        .collect();
+                    assert_eq!(
+                        got, want,
+                        "{family:?} of {} after {after:?} until {until:?}",
+                        p.id
+                    );
+                    out += &format!("{got:?}\n");
+                }
+            }
+        }
     }
     for u in units {
         out += &format!("{:?} {:?}\n", s.unit(u), s.chain(u));

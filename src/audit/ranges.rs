@@ -173,6 +173,12 @@ impl UnitRanges {
         k.checked_sub(1).and_then(|j| self.bounds.get(j))
     }
 
+    /// The last id range `k` holds (`None`: to the last id).
+    #[must_use]
+    pub fn until(&self, k: usize) -> Option<&UnitId> {
+        self.bounds.get(k)
+    }
+
     /// The ranges a pass must replay `body` in: those of the units it names, or every range
     /// for an event that names none (parties, genesis), which every pass replays.
     #[must_use]
@@ -207,10 +213,18 @@ mod tests {
         assert_eq!(r.after(0), None);
         assert_eq!(r.after(1), Some(&unit(100)));
         assert_eq!(r.after(2), Some(&unit(200)));
+        assert_eq!(r.until(0), Some(&unit(100)));
+        assert_eq!(r.until(1), Some(&unit(200)));
+        assert_eq!(r.until(2), None);
         let one = UnitRanges::default();
         assert_eq!(
-            (one.count(), one.of_unit(&unit(5)), one.after(0)),
-            (1, 0, None)
+            (
+                one.count(),
+                one.of_unit(&unit(5)),
+                one.after(0),
+                one.until(0)
+            ),
+            (1, 0, None, None)
         );
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Census, Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
+use super::{Census, Counts, Group, LedgerMeta, LogEntry, PartyUnits, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LogIndex, PartyId, PublicKey};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -92,21 +92,19 @@ impl Store for MemoryStore {
     fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError> {
         Ok(self.lock().state.chains.get(u).cloned().unwrap_or_default())
     }
-    fn holdings(
+    fn party_units(
         &self,
+        family: PartyUnits,
         p: &PartyId,
-        after: Option<&UnitId>,
+        bounds: (Option<&UnitId>, Option<&UnitId>),
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError> {
-        Ok(page(self.lock().state.holdings.get(p), after, limit))
-    }
-    fn involved(
-        &self,
-        p: &PartyId,
-        after: Option<&UnitId>,
-        limit: usize,
-    ) -> Result<Vec<UnitId>, StoreError> {
-        Ok(page(self.lock().state.involved.get(p), after, limit))
+        let g = self.lock();
+        let set = match family {
+            PartyUnits::Holdings => g.state.holdings.get(p),
+            PartyUnits::Involved => g.state.involved.get(p),
+        };
+        Ok(page(set, bounds, limit))
     }
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         let mut v: Vec<PartyRecord> = self.lock().state.parties.values().cloned().collect();
@@ -251,12 +249,13 @@ impl Store for MemoryStore {
 /// Units of one party's set after `after`, at most `limit`.
 fn page(
     set: Option<&std::collections::BTreeSet<UnitId>>,
-    after: Option<&UnitId>,
+    (after, until): (Option<&UnitId>, Option<&UnitId>),
     limit: usize,
 ) -> Vec<UnitId> {
     set.map(|s| {
         s.iter()
             .filter(|u| after.is_none_or(|a| *u > a))
+            .take_while(|u| until.is_none_or(|b| *u <= b))
             .take(limit)
             .cloned()
             .collect()

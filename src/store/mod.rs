@@ -155,13 +155,25 @@ pub trait Store: Send + Sync + 'static {
     fn unit(&self, u: &UnitId) -> Result<Option<UnitRecord>, StoreError>;
     /// Log indexes of the unit's chain, oldest first.
     fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError>;
+    /// The units of party `p` in `family`, in unit-id order, after `after` and up to `until`
+    /// included (`None`: no bound), at most `limit`: one bounded range read (an audit's
+    /// range of units reads no more than its own).
+    fn party_units(
+        &self,
+        family: PartyUnits,
+        p: &PartyId,
+        bounds: (Option<&UnitId>, Option<&UnitId>),
+        limit: usize,
+    ) -> Result<Vec<UnitId>, StoreError>;
     /// Units the party holds now, in unit-id order, after `after`, at most `limit`.
     fn holdings(
         &self,
         p: &PartyId,
         after: Option<&UnitId>,
         limit: usize,
-    ) -> Result<Vec<UnitId>, StoreError>;
+    ) -> Result<Vec<UnitId>, StoreError> {
+        self.party_units(PartyUnits::Holdings, p, (after, None), limit)
+    }
     /// Units the party is or was involved with (manufacturer, transfer recipient, declared
     /// end user), in unit-id order, after `after`, at most `limit`.
     fn involved(
@@ -169,7 +181,9 @@ pub trait Store: Send + Sync + 'static {
         p: &PartyId,
         after: Option<&UnitId>,
         limit: usize,
-    ) -> Result<Vec<UnitId>, StoreError>;
+    ) -> Result<Vec<UnitId>, StoreError> {
+        self.party_units(PartyUnits::Involved, p, (after, None), limit)
+    }
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError>;
     /// Units' records with their chains (as [`Store::unit`] and [`Store::chain`]) in unit-id
     /// order after `after`, at most `limit` units: one ordered scan, for audits.
@@ -262,21 +276,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn chain(&self, u: &UnitId) -> Result<Vec<LogIndex>, StoreError> {
         (**self).chain(u)
     }
-    fn holdings(
+    fn party_units(
         &self,
+        family: PartyUnits,
         p: &PartyId,
-        after: Option<&UnitId>,
+        bounds: (Option<&UnitId>, Option<&UnitId>),
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError> {
-        (**self).holdings(p, after, limit)
-    }
-    fn involved(
-        &self,
-        p: &PartyId,
-        after: Option<&UnitId>,
-        limit: usize,
-    ) -> Result<Vec<UnitId>, StoreError> {
-        (**self).involved(p, after, limit)
+        (**self).party_units(family, p, bounds, limit)
     }
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         (**self).parties()

@@ -35,7 +35,7 @@ use super::tree_nodes;
 use super::unit_codec;
 use super::upper_nodes::UpperNodes;
 use super::watermark::{Mark, Watermark};
-use super::{Census, Counts, Group, LedgerMeta, LogEntry, Store, StoreError};
+use super::{Census, Counts, Group, LedgerMeta, LogEntry, PartyUnits, Store, StoreError};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -312,36 +312,6 @@ impl SledStore {
         Ok(n)
     }
 
-    /// Units keyed under `prefix ‖ party` (holdings, involvement), in unit-id order.
-    fn party_units(
-        &self,
-        prefix: u8,
-        what: &str,
-        p: &PartyId,
-        after: Option<&UnitId>,
-        limit: usize,
-    ) -> Result<Vec<UnitId>, StoreError> {
-        let head = key(prefix, &[p.as_str().as_bytes()]);
-        let start = match after {
-            Some(a) => {
-                let mut s = key(prefix, &[p.as_str().as_bytes(), a.as_str().as_bytes()]);
-                s.push(0);
-                s
-            }
-            None => head.clone(),
-        };
-        let mut out = Vec::new();
-        for r in self.tree.range(start..) {
-            let (k, _) = r.map_err(io)?;
-            if !k.starts_with(&head) || out.len() >= limit {
-                break;
-            }
-            let s = std::str::from_utf8(&k[head.len()..]).map_err(|e| corrupt(what, e))?;
-            out.push(UnitId::parse(s).map_err(|e| corrupt(what, e))?);
-        }
-        Ok(out)
-    }
-
     /// The group's pending write of unit `u`, loaded on first touch with the record and
     /// chain the store holds now.
     fn touch<'t>(
@@ -487,22 +457,41 @@ impl Store for SledStore {
         Ok(chain.into_iter().map(LogIndex::new).collect())
     }
 
-    fn holdings(
+    fn party_units(
         &self,
+        family: PartyUnits,
         p: &PartyId,
-        after: Option<&UnitId>,
+        (after, until): (Option<&UnitId>, Option<&UnitId>),
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError> {
-        self.party_units(b'x', "holdings", p, after, limit)
-    }
-
-    fn involved(
-        &self,
-        p: &PartyId,
-        after: Option<&UnitId>,
-        limit: usize,
-    ) -> Result<Vec<UnitId>, StoreError> {
-        self.party_units(b'v', "involvement", p, after, limit)
+        let (prefix, what) = match family {
+            PartyUnits::Holdings => (b'x', "holdings"),
+            PartyUnits::Involved => (b'v', "involvement"),
+        };
+        let head = key(prefix, &[p.as_str().as_bytes()]);
+        let start = match after {
+            Some(a) => {
+                let mut s = key(prefix, &[p.as_str().as_bytes(), a.as_str().as_bytes()]);
+                s.push(0);
+                s
+            }
+            None => head.clone(),
+        };
+        // A key is the party's id then a unit id: up to unit `until` is up to its key.
+        let end = until.map(|b| key(prefix, &[p.as_str().as_bytes(), b.as_str().as_bytes()]));
+        let mut out = Vec::new();
+        for r in self.tree.range(start..) {
+            let (k, _) = r.map_err(io)?;
+            if !k.starts_with(&head)
+                || out.len() >= limit
+                || end.as_ref().is_some_and(|e| &*k > e.as_slice())
+            {
+                break;
+            }
+            let s = std::str::from_utf8(&k[head.len()..]).map_err(|e| corrupt(what, e))?;
+            out.push(UnitId::parse(s).map_err(|e| corrupt(what, e))?);
+        }
+        Ok(out)
     }
 
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
