@@ -834,6 +834,18 @@ fn a_chain_spanning_many_commit_groups_is_judged_in_order() {
         assert_eq!(x.index.get(), base + k as u64, "event {k}");
         assert!(!x.duplicate);
     }
+    // One signature per chunk of SIGN_CHUNK receipts, each receipt verifying on its own.
+    let mut signatures = std::collections::HashSet::new();
+    for (k, x) in r.iter().enumerate() {
+        let s = &x.as_ref().expect("answered").signed;
+        s.verify(w.ledger.name(), &log_key().public)
+            .unwrap_or_else(|e| panic!("receipt {k}: {e}"));
+        let chunk = custody::ledger::SIGN_CHUNK;
+        assert_eq!(s.batch.index, (k % chunk) as u64, "receipt {k}");
+        assert_eq!(s.batch.size, chunk.min(n - k / chunk * chunk) as u64);
+        signatures.insert(s.signature.0);
+    }
+    assert_eq!(signatures.len(), n.div_ceil(custody::ledger::SIGN_CHUNK));
     let dup = r[n - 1].as_ref().expect("the copy is answered");
     assert!(dup.duplicate, "the copy is a duplicate");
     assert_eq!(dup.index.get(), base + back as u64);

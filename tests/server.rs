@@ -430,6 +430,21 @@ fn batches_and_a_restart_in_the_middle() {
         .collect();
     assert_eq!(statuses, vec![201, 422, 201]);
     assert_eq!(items[1]["problem"]["rule"], "missing_signature");
+    // The two accepted events' receipts are one batch of two (FORMAT.md §10): one
+    // signature, a path each, and each verifies on its own.
+    let batch_receipts: Vec<SignedReceipt> = [&items[0], &items[2]]
+        .iter()
+        .map(|i| serde_json::from_value(i["receipt"]["signed"].clone()).expect("receipt"))
+        .collect();
+    for (k, r) in batch_receipts.iter().enumerate() {
+        r.verify(&ledger_name(), &log_key().public)
+            .expect("a batched receipt verifies alone");
+        assert_eq!(
+            (r.batch.size, r.batch.index, r.batch.path.len()),
+            (2, k as u64, 1)
+        );
+    }
+    assert_eq!(batch_receipts[0].signature, batch_receipts[1].signature);
     let size_before = SignedCheckpoint::parse(get(&s, "/v1/checkpoint").2.as_bytes())
         .expect("cp")
         .checkpoint

@@ -202,25 +202,37 @@ fn log_vectors(events: &Value) -> Value {
         root: f.root(),
     }
     .sign(&log.signing);
-    let last = &leaves[leaves.len() - 1];
-    let body = ReceiptBody {
+    // Receipts: the first three events signed as one batch (an unbalanced tree), and the
+    // last one alone (a batch of one).
+    let receipt_body = |i: u64| ReceiptBody {
         ledger: ledger.clone(),
-        index: custody::core::ids::LogIndex::new(n - 1),
+        index: custody::core::ids::LogIndex::new(i),
         event_hash: EventHash::parse(
-            events["vectors"][n as usize - 1]["event_hash"]
+            events["vectors"][i as usize]["event_hash"]
                 .as_str()
                 .expect("hash"),
         )
         .expect("hash"),
-        integrated_at: serde_json::from_value(last["integrated_at"].clone()).expect("t"),
+        integrated_at: serde_json::from_value(leaves[i as usize]["integrated_at"].clone())
+            .expect("t"),
         checkpoint: Some(CheckpointRef {
             size: n,
             root_hash: f.root(),
         }),
         checkpoint_by: None,
     };
-    let input = receipt::signing_input(&body);
-    let signed = body.sign(&log.signing);
+    let bodies: Vec<_> = (0..n.min(3)).map(receipt_body).collect();
+    let leaf_inputs: Vec<_> = bodies
+        .iter()
+        .map(|b| hex::encode(receipt::leaf_input(b)))
+        .collect();
+    let receipt_leaves: Vec<_> = bodies.iter().map(receipt::leaf).collect();
+    let (batch_root, _) = merkle::paths_in_memory(&receipt_leaves);
+    let batch_input = receipt::batch_signing_input(bodies.len() as u64, &batch_root);
+    let batch = receipt::sign_batch(bodies, &receipt_leaves, &log.signing);
+    let single = receipt_body(n - 1);
+    let single_input = receipt::leaf_input(&single);
+    let signed = single.sign(&log.signing);
     json!({
         "description": "custody v1 log vectors (FORMAT.md §8-§11); log key: ed25519 seed of 32 bytes 0x09",
         "log_public_key": log.public,
@@ -230,7 +242,14 @@ fn log_vectors(events: &Value) -> Value {
         "inclusion_proofs": inclusion,
         "consistency_proofs": consistency,
         "checkpoint_note": cp.to_note(),
-        "receipt_signing_input_hex": hex::encode(input),
+        "receipt_batch": {
+            "leaf_inputs_hex": leaf_inputs,
+            "leaf_hashes": receipt_leaves,
+            "root": batch_root,
+            "signing_input_hex": hex::encode(batch_input),
+            "receipts": batch,
+        },
+        "receipt_leaf_input_hex": hex::encode(single_input),
         "receipt": signed,
     })
 }
@@ -283,4 +302,25 @@ fn golden_log_vectors_reproduce() {
     let r: SignedReceipt = serde_json::from_value(stored["receipt"].clone()).expect("receipt");
     r.verify(&vkey.name, &vkey.key)
         .expect("receipt vector verifies");
+    let batch = &stored["receipt_batch"];
+    let inputs = batch["leaf_inputs_hex"].as_array().expect("list");
+    for (i, r) in batch["receipts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .enumerate()
+    {
+        let r: SignedReceipt = serde_json::from_value(r.clone()).expect("receipt");
+        r.verify(&vkey.name, &vkey.key)
+            .expect("batched receipt vector verifies");
+        assert_eq!(r.batch.index, i as u64);
+        assert_eq!(r.batch.size, inputs.len() as u64);
+        let input = hex::decode(inputs[i].as_str().expect("hex")).expect("hex");
+        assert_eq!(
+            custody::core::merkle::leaf_hash(&input),
+            h(&batch["leaf_hashes"][i]),
+            "leaf hash = SHA-256(0x00 || leaf input)"
+        );
+        assert_eq!(input, custody::core::receipt::leaf_input(&r.body));
+    }
 }

@@ -296,6 +296,21 @@ pub fn verify_inclusion(
     proof: &[TreeHash],
     root: &TreeHash,
 ) -> Result<(), ProofError> {
+    if &root_from_inclusion(leaf, index, size, proof)? != root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// RFC 9162 §2.1.3.2 without the last comparison: the root of the tree of `size` leaves
+/// in which `proof` places `leaf` at `index`. Errors when the proof's length does not fit
+/// the sizes.
+pub fn root_from_inclusion(
+    leaf: &TreeHash,
+    index: u64,
+    size: u64,
+    proof: &[TreeHash],
+) -> Result<TreeHash, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -325,10 +340,40 @@ pub fn verify_inclusion(
     if snode != 0 {
         return Err(ProofError::WrongLength);
     }
-    if &r != root {
-        return Err(ProofError::RootMismatch);
+    Ok(r)
+}
+
+/// The Merkle tree hash of `leaves` and the RFC 9162 inclusion proof of every leaf, built
+/// in memory (for small trees such as a batch of receipts, FORMAT.md §10). `leaves` must
+/// not be empty.
+#[must_use]
+pub fn paths_in_memory(leaves: &[TreeHash]) -> (TreeHash, Vec<Vec<TreeHash>>) {
+    assert!(!leaves.is_empty(), "invariant: a tree in memory has leaves");
+    // levels[l][i] is node (l, i): the complete subtrees only.
+    let mut levels = vec![leaves.to_vec()];
+    while let Some(top) = levels.last().filter(|l| l.len() > 1) {
+        let up = top
+            .chunks_exact(2)
+            .map(|p| node_hash(&p[0], &p[1]))
+            .collect();
+        levels.push(up);
     }
-    Ok(())
+    let span = |(lo, hi): Span| {
+        let hs: Vec<TreeHash> = range_nodes(lo, hi)
+            .into_iter()
+            .map(|id| {
+                levels[usize::from(id.level)][usize::try_from(id.index)
+                    .expect("invariant: nodes of an in-memory tree index a slice")]
+            })
+            .collect();
+        fold(&hs)
+    };
+    let n = leaves.len() as u64;
+    let root = span((0, n));
+    let paths = (0..n)
+        .map(|i| inclusion_spans(i, n).into_iter().map(span).collect())
+        .collect();
+    (root, paths)
 }
 
 /// RFC 9162 §2.1.4.2: verifies that the tree of `new_size` leaves with root `new_root`
@@ -521,6 +566,30 @@ mod tests {
         let ids = range_nodes(0, 37);
         let hs: Vec<_> = ids.iter().map(|id| stored[id]).collect();
         assert_eq!(Frontier::from_nodes(37, &hs), Some(f));
+    }
+
+    #[test]
+    fn paths_in_memory_match_the_definition_and_verify() {
+        for n in 1..=70u64 {
+            let l = leaves(n);
+            let (root, paths) = paths_in_memory(&l);
+            assert_eq!(root, mth(&l), "root of {n} leaves");
+            assert_eq!(paths.len() as u64, n);
+            for (i, p) in paths.iter().enumerate() {
+                let i = i as u64;
+                assert_eq!(p.len(), inclusion_spans(i, n).len());
+                verify_inclusion(&l[i as usize], i, n, p, &root).expect("path verifies");
+                assert_eq!(root_from_inclusion(&l[i as usize], i, n, p), Ok(root));
+                if n > 1 {
+                    let other = (i + 1) % n;
+                    assert_eq!(
+                        verify_inclusion(&l[other as usize], i, n, p, &root),
+                        Err(ProofError::RootMismatch),
+                        "leaf {other} does not verify at {i} of {n}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

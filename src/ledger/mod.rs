@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::core::checkpoint::{SignedCheckpoint, VerifierKey};
 use crate::core::error::RuleError;
 use crate::core::ids::{EventHash, LedgerName, LogIndex, PublicKey};
-use crate::core::receipt::{ReceiptBody, SignedReceipt};
+use crate::core::receipt::{self, ReceiptBody, SignedReceipt};
 use crate::core::values::Timestamp;
 use crate::core::verify::VerifiedEvent;
 use crate::store::{LedgerMeta, Store, StoreError};
@@ -44,7 +44,7 @@ pub const MAX_GROUP: usize = 4096;
 /// and ingest got faster (BENCHMARKS.md, "Memory"). Single-unit events (~0.7 KB) still
 /// group by the hundreds, so one fsync still serves hundreds of events.
 pub const MAX_GROUP_BYTES: usize = 256 << 10;
-/// Receipts `append_all` signs at a time while the writer commits the rest.
+/// Receipts `append_all` signs as one batch (one signature), while the writer commits the rest.
 pub const SIGN_CHUNK: usize = 512;
 
 /// The ledger's clock; injected so tests can pin time. The core never reads a clock.
@@ -294,28 +294,72 @@ impl<S: Store> Ledger<S> {
     }
 
     fn finish(&self, d: Result<Draft, AppendError>) -> Result<Receipt, AppendError> {
+        let key = self.key.as_ref().ok_or_else(|| self.read_only())?;
         let d = d?;
-        let b = &d.body;
-        Ok(Receipt {
+        let duplicate = d.duplicate;
+        Ok(Self::receipt(d.body.sign(key), duplicate))
+    }
+
+    fn receipt(signed: SignedReceipt, duplicate: bool) -> Receipt {
+        let b = &signed.body;
+        Receipt {
             index: b.index,
             hash: b.event_hash,
             integrated_at: b.integrated_at,
-            duplicate: d.duplicate,
-            signed: d
-                .body
-                .sign(self.key.as_ref().ok_or_else(|| self.read_only())?),
-        })
+            duplicate,
+            signed,
+        }
+    }
+
+    /// Signs the accepted drafts of `drafts` as one batch (FORMAT.md §10): leaf hashes on
+    /// every core, then one signature. Refusals pass through in place.
+    fn finish_batch(
+        &self,
+        drafts: Vec<Result<Draft, AppendError>>,
+    ) -> Vec<Result<Receipt, AppendError>> {
+        use rayon::prelude::*;
+        let Some(key) = self.key.as_ref() else {
+            return drafts.into_iter().map(|_| Err(self.read_only())).collect();
+        };
+        let mut bodies = Vec::with_capacity(drafts.len());
+        let slots: Vec<Result<bool, AppendError>> = drafts
+            .into_iter()
+            .map(|d| {
+                d.map(|d| {
+                    bodies.push(d.body);
+                    d.duplicate
+                })
+            })
+            .collect();
+        let mut signed = if bodies.is_empty() {
+            Vec::new()
+        } else {
+            let leaves: Vec<_> = bodies.par_iter().map(receipt::leaf).collect();
+            receipt::sign_batch(bodies, &leaves, key)
+        }
+        .into_iter();
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.map(|duplicate| {
+                    let s = signed
+                        .next()
+                        .expect("invariant: one signed receipt per accepted draft");
+                    Self::receipt(s, duplicate)
+                })
+            })
+            .collect()
     }
 
     /// Appends many events, each judged on its own (one refusal does not stop the rest),
     /// in order; results line up with the input.
     ///
-    /// Receipts are independent signatures, signed on every core. For more than
-    /// [`SIGN_CHUNK`] events they are signed a chunk at a time as the writer commits, on a
-    /// helper thread, while the writer goes on with the next groups: signing them all after
-    /// the last commit left the writer idle meanwhile (BENCHMARKS.md, fifth round).
+    /// Receipts are signed in batches of up to [`SIGN_CHUNK`], one signature each
+    /// (FORMAT.md §10). For more than [`SIGN_CHUNK`] events they are signed a batch at a
+    /// time as the writer commits, on a helper thread, while the writer goes on with the
+    /// next groups: signing them all after the last commit left the writer idle meanwhile
+    /// (BENCHMARKS.md, fifth round).
     pub fn append_all(&self, events: Vec<VerifiedEvent>) -> Vec<Result<Receipt, AppendError>> {
-        use rayon::prelude::*;
         let n = events.len();
         let pending: Vec<_> = events.into_iter().map(|e| self.submit(e)).collect();
         let draft = |p: Result<Receiver<Result<Draft, AppendError>>, AppendError>| {
@@ -323,14 +367,14 @@ impl<S: Store> Ledger<S> {
         };
         if n <= SIGN_CHUNK {
             let drafts: Vec<_> = pending.into_iter().map(draft).collect();
-            return drafts.into_par_iter().map(|d| self.finish(d)).collect();
+            return self.finish_batch(drafts);
         }
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel::<Vec<Result<Draft, AppendError>>>();
             let signer = s.spawn(move || {
                 let mut out = Vec::with_capacity(n);
                 for chunk in rx {
-                    out.par_extend(chunk.into_par_iter().map(|d| self.finish(d)));
+                    out.extend(self.finish_batch(chunk));
                 }
                 out
             });
