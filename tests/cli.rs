@@ -727,7 +727,7 @@ fn verify_names_a_unit_record_it_cannot_read() {
 #[test]
 fn verify_finds_doctored_scanned_indexes() {
     type Doctor = fn(&sled::Tree);
-    let cases: [(&str, Doctor, &str, &str); 8] = [
+    let cases: [(&str, Doctor, &str, &str); 10] = [
         (
             "a hash pointed at another entry",
             |t| {
@@ -804,6 +804,28 @@ fn verify_finds_doctored_scanned_indexes() {
             },
             "index",
             "involvement index of party",
+        ),
+        (
+            "a holding under a party id that is no party",
+            |t| {
+                let mut k = b"x".to_vec();
+                k.extend_from_slice(&[b'f'; 32]);
+                k.extend_from_slice(b"urn:epc:id:sgtin:0614141.107346.1");
+                t.insert(k, b"".as_slice()).expect("write");
+            },
+            "index",
+            "which the log does not enroll as a party",
+        ),
+        (
+            "an involvement under a party id that is no party",
+            |t| {
+                let mut k = b"v".to_vec();
+                k.extend_from_slice(&[b'0'; 32]);
+                k.extend_from_slice(b"x");
+                t.insert(k, b"".as_slice()).expect("write");
+            },
+            "index",
+            "involvement index has units under 00000000",
         ),
         (
             "the unit count raised",

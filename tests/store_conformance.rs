@@ -143,6 +143,26 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
         s.unit_chains(chains.get(1).map(|c| &c.0.id), 2)
     );
     out += &format!("{:?} {:?}\n", s.census(), s.unit_count());
+    // The parties with pairs: exactly those whose reads return units, once each, in order.
+    let parties = s.parties().expect("parties");
+    for family in [PartyUnits::Holdings, PartyUnits::Involved] {
+        let want: Vec<_> = parties
+            .iter()
+            .filter(|p| {
+                !s.party_units(family, &p.id, (None, None), 1)
+                    .expect("party units")
+                    .is_empty()
+            })
+            .map(|p| p.id.clone())
+            .collect();
+        let got = s.pair_parties(family).expect("pair parties");
+        assert!(
+            got.len() > 1,
+            "{family:?}: the fixture has pairs under several parties"
+        );
+        assert_eq!(got, want, "{family:?}");
+        out += &format!("{got:?}\n");
+    }
     let hashes = s.hash_index(None, 1000).expect("hash index");
     assert_eq!(hashes.len() as u64, n, "one entry per event");
     for (h, i) in &hashes {

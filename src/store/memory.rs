@@ -106,6 +106,20 @@ impl Store for MemoryStore {
         };
         Ok(page(set, bounds, limit))
     }
+    fn pair_parties(&self, family: PartyUnits) -> Result<Vec<PartyId>, StoreError> {
+        let g = self.lock();
+        let map = match family {
+            PartyUnits::Holdings => &g.state.holdings,
+            PartyUnits::Involved => &g.state.involved,
+        };
+        let mut v: Vec<PartyId> = map
+            .iter()
+            .filter(|(_, units)| !units.is_empty())
+            .map(|(p, _)| p.clone())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         let mut v: Vec<PartyRecord> = self.lock().state.parties.values().cloned().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -180,8 +194,6 @@ impl Store for MemoryStore {
         Ok(Census {
             events: c.events,
             units: c.units,
-            holdings: c.holdings,
-            involved: c.involved,
             parties: c.parties,
             handles: c.handles,
             keys: c.keys,

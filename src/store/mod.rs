@@ -123,9 +123,6 @@ pub struct Census {
     pub events: u64,
     /// Registered units, as counted at commit (no scan).
     pub units: u64,
-    /// (party, unit) pairs of [`Store::holdings`] and [`Store::involved`].
-    pub holdings: u64,
-    pub involved: u64,
     pub parties: u64,
     pub handles: u64,
     pub keys: u64,
@@ -166,6 +163,11 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError>;
     /// Units the party holds now, in unit-id order, after `after`, at most `limit`.
+    /// The parties that have at least one pair in `family`, in id order, each once,
+    /// without reading their units (a seek per party). With the parties' bounded reads
+    /// this is how an audit accounts for every pair without counting them: a pair under a
+    /// party that has no record is the only one no party's read would see.
+    fn pair_parties(&self, family: PartyUnits) -> Result<Vec<PartyId>, StoreError>;
     fn holdings(
         &self,
         p: &PartyId,
@@ -284,6 +286,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError> {
         (**self).party_units(family, p, bounds, limit)
+    }
+    fn pair_parties(&self, family: PartyUnits) -> Result<Vec<PartyId>, StoreError> {
+        (**self).pair_parties(family)
     }
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         (**self).parties()

@@ -140,6 +140,10 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// Length of a party id's text (32 hex digits), which starts the holdings and involvement
+/// keys.
+const PARTY_ID_LEN: usize = 32;
+
 /// The storage layout this code reads and writes (see the module table).
 const LAYOUT: u64 = 5;
 
@@ -494,6 +498,30 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn pair_parties(&self, family: PartyUnits) -> Result<Vec<PartyId>, StoreError> {
+        let (prefix, what) = match family {
+            PartyUnits::Holdings => (b'x', "holdings"),
+            PartyUnits::Involved => (b'v', "involvement"),
+        };
+        let mut out = Vec::new();
+        let mut from = vec![prefix];
+        // A key is the prefix, the party's 32 hex digits, then a unit id (UTF-8, never
+        // 0xFF): after one party's first key, skip past all of its keys.
+        while let Some(r) = self.tree.range(from..).next() {
+            let (k, _) = r.map_err(io)?;
+            if k.first() != Some(&prefix) {
+                break;
+            }
+            let id = k
+                .get(1..=PARTY_ID_LEN)
+                .ok_or_else(|| corrupt(what, "a key shorter than a party id"))?;
+            let text = std::str::from_utf8(id).map_err(|e| corrupt(what, e))?;
+            out.push(PartyId::parse(text).map_err(|e| corrupt(what, e))?);
+            from = key(prefix, &[id, &[0xFF]]);
+        }
+        Ok(out)
+    }
+
     fn parties(&self) -> Result<Vec<PartyRecord>, StoreError> {
         let mut out = Vec::new();
         for r in self.tree.scan_prefix(b"p") {
@@ -592,8 +620,6 @@ impl Store for SledStore {
         Ok(Census {
             events,
             units: self.unit_count()?,
-            holdings: self.count_prefix(b'x')?,
-            involved: self.count_prefix(b'v')?,
             parties: self.count_prefix(b'p')?,
             handles: self.count_prefix(b'n')?,
             keys: self.count_prefix(b'k')?,
