@@ -13,7 +13,7 @@ use std::time::Instant;
 use custody::core::checkpoint::Checkpoint;
 use custody::core::ids::{EventHash, LedgerName, LogIndex};
 use custody::core::merkle::{entry_leaf_hash, Frontier};
-use custody::core::receipt::{CheckpointRef, ReceiptBody};
+use custody::core::receipt::{self, CheckpointRef, ReceiptBody};
 use custody::core::values::Timestamp;
 use custody::log;
 use custody::store::{Committed, Group, LedgerMeta, LogEntry, SledStore, Store};
@@ -89,13 +89,16 @@ fn append(g: usize, groups: usize, with_log: bool, key: &SigningKey) -> f64 {
     i as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Receipts signed per second on one core (the callers' share of the log).
-fn receipts(key: &SigningKey) -> f64 {
+/// Receipts signed per second on one core (the callers' share of the log): alone (a
+/// batch of one each) and in batches of `batch` (one signature per batch, FORMAT.md §10).
+fn receipts(key: &SigningKey, batch: usize) -> f64 {
     let name = LedgerName::parse("bench.example/log").expect("name");
     let root = custody::core::merkle::leaf_hash(b"r");
+    let n = 20_000u64;
     let t = Instant::now();
-    for i in 0..20_000u64 {
-        let _ = ReceiptBody {
+    let mut bodies = Vec::with_capacity(batch);
+    for i in 0..n {
+        bodies.push(ReceiptBody {
             ledger: name.clone(),
             index: LogIndex::new(i),
             event_hash: EventHash::from_bytes([7; 32]),
@@ -105,10 +108,13 @@ fn receipts(key: &SigningKey) -> f64 {
                 root_hash: root,
             }),
             checkpoint_by: None,
+        });
+        if bodies.len() == batch || i + 1 == n {
+            let leaves: Vec<_> = bodies.iter().map(receipt::leaf).collect();
+            let _ = receipt::sign_batch(std::mem::take(&mut bodies), &leaves, key);
         }
-        .sign(key);
     }
-    20_000.0 / t.elapsed().as_secs_f64()
+    n as f64 / t.elapsed().as_secs_f64()
 }
 
 type Lat = (Vec<f64>, Vec<f64>, Vec<f64>);
@@ -155,6 +161,7 @@ fn main() {
     let mut with = vec![];
     let mut without = vec![];
     let mut rcpt = vec![];
+    let mut rcpt_batch = vec![];
     let mut with1 = vec![];
     let mut without1 = vec![];
     for _ in 0..runs {
@@ -190,7 +197,8 @@ fn main() {
                 .expect("commit");
         }
         fsync.push(300.0 / t.elapsed().as_secs_f64());
-        rcpt.push(receipts(&key));
+        rcpt.push(receipts(&key, 1));
+        rcpt_batch.push(receipts(&key, custody::ledger::SIGN_CHUNK));
         with.push(append(g, 200, true, &key));
         without.push(append(g, 200, false, &key));
         with1.push(append(1, 300, true, &key));
@@ -278,13 +286,19 @@ fn main() {
     println!("  ed25519 sign                 {sign:>10.0} /s one core");
     println!("  durable sled commit (1 event){fsync:>10.0} /s  (fsync-bound ceiling)");
     let rcpt = median(rcpt);
+    let rcpt_batch = median(rcpt_batch);
     println!(
         "  append, groups of {g:<4}       {w:>10.0} ev/s with the log  {wo:>10.0} without  (writer's log share costs {:.1}%)",
         100.0 * (1.0 - w / wo)
     );
     println!(
-        "  receipt signing              {rcpt:>10.0} /s one core ({:.2} of ed25519 sign; on callers' threads)",
+        "  receipt signing, alone       {rcpt:>10.0} /s one core ({:.2} of ed25519 sign; on callers' threads)",
         rcpt / sign
+    );
+    println!(
+        "  receipt signing, {:>4} a batch {rcpt_batch:>10.0} /s one core ({:.1}x alone)",
+        custody::ledger::SIGN_CHUNK,
+        rcpt_batch / rcpt
     );
     println!(
         "  append, groups of 1          {w1:>10.0} ev/s with the log  {wo1:>10.0} without  (writer's log share costs {:.1}%; {:.2} of the commit ceiling)",
