@@ -290,14 +290,10 @@ impl<S: Store> Ledger<S> {
     /// Appends one event; returns once it is durable (or refused).
     pub fn append(&self, event: VerifiedEvent) -> Result<Receipt, AppendError> {
         let rx = self.submit(event)?;
-        self.finish(rx.recv().map_err(|_| AppendError::Closed)?)
-    }
-
-    fn finish(&self, d: Result<Draft, AppendError>) -> Result<Receipt, AppendError> {
-        let key = self.key.as_ref().ok_or_else(|| self.read_only())?;
-        let d = d?;
-        let duplicate = d.duplicate;
-        Ok(Self::receipt(d.body.sign(key), duplicate))
+        let draft = rx.recv().map_err(|_| AppendError::Closed)?;
+        self.finish_batch(vec![draft])
+            .pop()
+            .expect("invariant: one answer per draft")
     }
 
     fn receipt(signed: SignedReceipt, duplicate: bool) -> Receipt {

@@ -140,6 +140,14 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// The key prefix of a (party, unit) family, and its name in errors.
+const fn family_key(family: PartyUnits) -> (u8, &'static str) {
+    match family {
+        PartyUnits::Holdings => (b'x', "holdings"),
+        PartyUnits::Involved => (b'v', "involvement"),
+    }
+}
+
 /// Length of a party id's text (32 hex digits), which starts the holdings and involvement
 /// keys.
 const PARTY_ID_LEN: usize = 32;
@@ -468,10 +476,7 @@ impl Store for SledStore {
         (after, until): (Option<&UnitId>, Option<&UnitId>),
         limit: usize,
     ) -> Result<Vec<UnitId>, StoreError> {
-        let (prefix, what) = match family {
-            PartyUnits::Holdings => (b'x', "holdings"),
-            PartyUnits::Involved => (b'v', "involvement"),
-        };
+        let (prefix, what) = family_key(family);
         let head = key(prefix, &[p.as_str().as_bytes()]);
         let start = match after {
             Some(a) => {
@@ -499,10 +504,7 @@ impl Store for SledStore {
     }
 
     fn pair_parties(&self, family: PartyUnits) -> Result<Vec<PartyId>, StoreError> {
-        let (prefix, what) = match family {
-            PartyUnits::Holdings => (b'x', "holdings"),
-            PartyUnits::Involved => (b'v', "involvement"),
-        };
+        let (prefix, what) = family_key(family);
         let mut out = Vec::new();
         let mut from = vec![prefix];
         // A key is the prefix, the party's 32 hex digits, then a unit id (UTF-8, never
