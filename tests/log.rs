@@ -488,6 +488,19 @@ fn proofs_survive_reopen_an_unacknowledged_tail_and_lost_indexes() {
             .len();
         assert_eq!(now, *size, "{name} is rebuilt whole");
     }
+    // The hash index lost: rebuilt from `log-entries` at open.
+    std::fs::remove_file(dir.path().join("log-hashes")).expect("remove");
+    {
+        let s = SledStore::open(dir.path()).expect("open");
+        let first = s.entry(LogIndex::new(0)).expect("read").expect("entry 0");
+        assert_eq!(
+            s.index_of(&first.hash).expect("index_of"),
+            Some(LogIndex::new(0))
+        );
+        let rep = custody::audit::verify_ledger(&s, |_, _| {}).expect("audit");
+        assert!(rep.ok, "{:?}", rep.failure);
+    }
+    assert!(dir.path().join("log-hashes").exists(), "rebuilt");
     // `log-entries` shorter than sled's length: synced data was lost, and the store says
     // so instead of opening.
     let p = dir.path().join("log-entries");

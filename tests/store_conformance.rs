@@ -163,15 +163,35 @@ fn snapshot<S: Store>(s: &S, units: &[UnitId]) -> String {
         assert_eq!(got, want, "{family:?}");
         out += &format!("{got:?}\n");
     }
-    let hashes = s.hash_index(None, 1000).expect("hash index");
+    // The hash index: every log hash maps to its index, and the store's own check agrees
+    // with the log's hashes and with nothing else.
+    let hashes: Vec<EventHash> = s
+        .entries(LogIndex::new(0), LogIndex::new(n))
+        .expect("entries")
+        .into_iter()
+        .map(|e| e.hash)
+        .collect();
     assert_eq!(hashes.len() as u64, n, "one entry per event");
-    for (h, i) in &hashes {
-        assert_eq!(s.index_of(h).expect("index_of"), Some(*i));
+    for (i, h) in hashes.iter().enumerate() {
+        assert_eq!(
+            s.index_of(h).expect("index_of"),
+            Some(LogIndex::new(i as u64))
+        );
     }
-    out += &format!(
-        "{hashes:?}\n{:?}\n",
-        s.hash_index(hashes.get(2).map(|h| &h.0), 3)
-    );
+    assert_eq!(s.check_hash_index(&hashes).expect("check"), None);
+    let mut swapped = hashes.clone();
+    swapped.swap(1, 2);
+    let f = s
+        .check_hash_index(&swapped)
+        .expect("check")
+        .expect("two hashes swapped are found");
+    assert!(f.detail.contains("log index"), "{f:?}");
+    let f = s
+        .check_hash_index(&hashes[..hashes.len() - 1])
+        .expect("check")
+        .expect("a log one shorter is found");
+    assert!(f.detail.contains("beyond the log"), "{f:?}");
+    out += &format!("{:?}\n", s.index_of(&EventHash::from_bytes([7; 32])));
     let all = s.units(None, 100).expect("units");
     out += &format!("{:?}\n{:?}\n", all, s.units(all.get(1).map(|u| &u.id), 2));
     let ids: Vec<NodeId> = (0..5u8)

@@ -124,67 +124,17 @@ pub fn compare_last<S: Store>(
 /// Page size of the ordered scans.
 const SCAN: usize = 10_000;
 
-/// Reads a paged ordered scan to its end, handing each page to `check`; returns the number
-/// of items or the first failure.
-fn scan<T, K>(
-    mut page: impl FnMut(Option<&K>) -> Result<Vec<T>, StoreError>,
-    key: impl Fn(&T) -> K,
-    mut check: impl FnMut(&T) -> Option<String>,
-) -> Result<Result<usize, String>, StoreError> {
-    let (mut after, mut seen) = (None, 0usize);
-    loop {
-        let items = page(after.as_ref())?;
-        for t in &items {
-            if let Some(why) = check(t) {
-                return Ok(Err(why));
-            }
-        }
-        seen += items.len();
-        match items.last() {
-            Some(t) => after = Some(key(t)),
-            None => return Ok(Ok(seen)),
-        }
-    }
-}
-
-/// The hash index maps exactly the log's hashes to their indexes: every stored pair
-/// `(h, i)` has `hashes[i] == h`, and there are as many pairs as entries (so the map is a
-/// bijection).
+/// The hash index maps exactly the log's hashes to their indexes, each reachable by a
+/// lookup: the store compares its own structure with the verified hashes.
 fn hash_index<S: Store>(store: &S, hashes: &[EventHash]) -> Found {
-    let mut bad = None;
-    let seen = scan(
-        |after| store.hash_index(after, SCAN),
-        |(h, _)| *h,
-        |(h, i)| {
-            let at = usize::try_from(i.get()).ok().and_then(|k| hashes.get(k));
-            if at == Some(h) {
-                return None;
-            }
-            bad = Some((at.map(|_| i.get()), h.to_string()));
-            Some(match at {
-                Some(real) => {
-                    format!("the hash index maps {h} to log index {i}, which holds {real}")
-                }
-                None => format!("the hash index maps {h} to log index {i}, beyond the log"),
-            })
-        },
-    )?;
-    match seen {
-        Err(detail) => {
-            let (index, h) = bad.expect("invariant: set with the failure");
-            Ok(Some(fail(index, Some(h), "hash_index", detail)))
-        }
-        Ok(n) if n != hashes.len() => Ok(Some(fail(
-            None,
-            None,
-            "hash_index",
-            format!(
-                "the hash index holds {n} entries for {} events in the log",
-                hashes.len()
-            ),
-        ))),
-        Ok(_) => Ok(None),
-    }
+    Ok(store.check_hash_index(hashes)?.map(|f| {
+        let index = f.index.map(|i| i.get());
+        let hash = index
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| hashes.get(i))
+            .map(ToString::to_string);
+        fail(index, hash, "hash_index", f.detail)
+    }))
 }
 
 /// The operator, party records, handles and keys (few: point reads).

@@ -333,6 +333,18 @@ impl LogFiles {
         Ok(out)
     }
 
+    /// The hash entry `i` of a log holding `len` carries (`None` past the end): its record's
+    /// header alone.
+    pub fn hash_at(&self, i: u64, len: u64) -> Result<Option<EventHash>, StoreError> {
+        if i >= len {
+            return Ok(None);
+        }
+        let at = self.start_of(i, len)?;
+        let h = self.read(&self.entries, ENTRIES, at, HEADER as u64)?;
+        let hash: [u8; 32] = h[13..45].try_into().expect("invariant: read the header");
+        Ok(Some(EventHash::from_bytes(hash)))
+    }
+
     /// The hashes of nodes `ids` in a tree of `len` leaves (`None` where it has none).
     pub fn nodes(&self, ids: &[NodeId], len: u64) -> Result<Vec<Option<TreeHash>>, StoreError> {
         ids.iter()

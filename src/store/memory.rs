@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Census, Counts, Group, LedgerMeta, LogEntry, PartyUnits, Store, StoreError};
+use super::{
+    Census, Counts, Group, IndexFault, LedgerMeta, LogEntry, PartyUnits, Store, StoreError,
+};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LogIndex, PartyId, PublicKey};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -145,21 +147,35 @@ impl Store for MemoryStore {
         v.truncate(limit);
         Ok(v)
     }
-    fn hash_index(
-        &self,
-        after: Option<&EventHash>,
-        limit: usize,
-    ) -> Result<Vec<(EventHash, LogIndex)>, StoreError> {
+    fn check_hash_index(&self, hashes: &[EventHash]) -> Result<Option<IndexFault>, StoreError> {
         let g = self.lock();
-        let mut v: Vec<(EventHash, LogIndex)> = g
-            .hashes
-            .iter()
-            .filter(|(h, _)| after.is_none_or(|a| h.as_bytes() > a.as_bytes()))
-            .map(|(h, i)| (*h, *i))
-            .collect();
-        v.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        v.truncate(limit);
-        Ok(v)
+        for (h, i) in &g.hashes {
+            let at = usize::try_from(i.get()).ok().and_then(|k| hashes.get(k));
+            if at != Some(h) {
+                return Ok(Some(IndexFault {
+                    index: at.map(|_| *i),
+                    detail: match at {
+                        Some(real) => {
+                            format!("the hash index maps {h} to log index {i}, which holds {real}")
+                        }
+                        None => format!("the hash index maps {h} to log index {i}, beyond the log"),
+                    },
+                }));
+            }
+        }
+        // Each stored pair is (hashes[i], i), and hashes differ, so pairs are distinct
+        // log indexes: as many as the log's entries means all of them.
+        if g.hashes.len() != hashes.len() {
+            return Ok(Some(IndexFault {
+                index: None,
+                detail: format!(
+                    "the hash index holds {} entries for {} events in the log",
+                    g.hashes.len(),
+                    hashes.len()
+                ),
+            }));
+        }
+        Ok(None)
     }
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
         let g = self.lock();

@@ -18,6 +18,7 @@ use crate::core::state::{Delta, PartyRecord, UnitRecord};
 use crate::core::unit::UnitId;
 use crate::core::values::Timestamp;
 
+mod hash_table;
 mod log_files;
 pub mod memory;
 pub mod sled_store;
@@ -108,6 +109,14 @@ pub struct Counts {
     pub checkpoints: u64,
 }
 
+/// What [`Store::check_hash_index`] found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexFault {
+    /// The log index it concerns, if one.
+    pub index: Option<LogIndex>,
+    pub detail: String,
+}
+
 /// The (party, unit) indexes, as an audit names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PartyUnits {
@@ -194,13 +203,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&UnitId>,
         limit: usize,
     ) -> Result<Vec<(UnitRecord, Vec<LogIndex>)>, StoreError>;
-    /// The hash index in hash-byte order after `after`, at most `limit` entries: an
-    /// ordered scan, for audits.
-    fn hash_index(
-        &self,
-        after: Option<&EventHash>,
-        limit: usize,
-    ) -> Result<Vec<(EventHash, LogIndex)>, StoreError>;
+    /// Compares the hash index with the log's hashes (`hashes[i]` is entry `i`'s): `None`
+    /// when it maps exactly each of them to its index, else the first fault. The store
+    /// checks its own structure (a table's probe runs, say), which no listing would show.
+    fn check_hash_index(&self, hashes: &[EventHash]) -> Result<Option<IndexFault>, StoreError>;
     /// Units in id order after `after`, at most `limit`.
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError>;
     /// How many records of every kind the store holds (a scan of everything).
@@ -300,12 +306,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     ) -> Result<Vec<(UnitRecord, Vec<LogIndex>)>, StoreError> {
         (**self).unit_chains(after, limit)
     }
-    fn hash_index(
-        &self,
-        after: Option<&EventHash>,
-        limit: usize,
-    ) -> Result<Vec<(EventHash, LogIndex)>, StoreError> {
-        (**self).hash_index(after, limit)
+    fn check_hash_index(&self, hashes: &[EventHash]) -> Result<Option<IndexFault>, StoreError> {
+        (**self).check_hash_index(hashes)
     }
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
         (**self).units(after, limit)

@@ -7,7 +7,6 @@
 //! | prefix | key                            | value                                   |
 //! |--------|--------------------------------|-----------------------------------------|
 //! | `m`    | `layout`, `name`, `logkey`, `len`, `indexed`, `operator`, `units` | layout number, ledger name, log key, u64 event count, u64 events whose log-file indexes are durable, party id, u64 registered units (layout 5) |
-//! | `h`    | 32-byte event hash             | u64 log index                           |
 //! | `p`    | party id                       | PartyRecord (JSON)                      |
 //! | `n`    | handle                         | party id                                |
 //! | `k`    | 32-byte public key             | party id                                |
@@ -18,7 +17,7 @@
 //! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
 //!
 //! The log entries and the Merkle nodes are not in sled but in append-only files beside it
-//! (layout 3, [`super::log_files`]); `mlen` in sled says how much of them is committed. A
+//! (layout 3, [`super::log_files`]), and so is the hash index (layout 6, [`super::hash_table`]); `mlen` in sled says how much of them is committed. A
 //! unit's chain lives in its record (since layout 2): a group writes each unit it touches
 //! once. Unit records are binary since layout 4 (JSON before); layout 5 added the holder's
 //! custody time to them and the `s` counters. `mlayout` holds the layout number; a directory written with another layout is
@@ -30,12 +29,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::hash_table::HashTable;
 use super::log_files::LogFiles;
 use super::tree_nodes;
 use super::unit_codec;
 use super::upper_nodes::UpperNodes;
 use super::watermark::{Mark, Watermark};
-use super::{Census, Counts, Group, LedgerMeta, LogEntry, PartyUnits, Store, StoreError};
+use super::{
+    Census, Counts, Group, IndexFault, LedgerMeta, LogEntry, PartyUnits, Store, StoreError,
+};
 use crate::core::checkpoint::SignedCheckpoint;
 use crate::core::ids::{EventHash, Handle, LedgerName, LogIndex, PartyId, PublicKey};
 use crate::core::merkle::{NodeId, TreeHash};
@@ -47,6 +49,8 @@ pub struct SledStore {
     tree: sled::Tree,
     /// The log entries and Merkle nodes.
     files: LogFiles,
+    /// Event hash → log index.
+    hashes: HashTable,
     /// The tree's upper levels in memory, for proofs.
     upper: UpperNodes,
     /// `mlen` as committed: read at open, set by `commit` after sled's flush (the only
@@ -153,7 +157,7 @@ const fn family_key(family: PartyUnits) -> (u8, &'static str) {
 const PARTY_ID_LEN: usize = 32;
 
 /// The storage layout this code reads and writes (see the module table).
-const LAYOUT: u64 = 5;
+const LAYOUT: u64 = 6;
 
 fn unit_key(u: &UnitId) -> Vec<u8> {
     key(b'u', &[u.as_str().as_bytes()])
@@ -267,11 +271,19 @@ impl SledStore {
             Some(v) => u64_of(&v, "indexed event count")?,
         };
         let files = LogFiles::open(dir, len, indexed)?;
+        let hashes = HashTable::open(dir, len, |a, b| {
+            Ok(files
+                .entries(a, b, len)?
+                .into_iter()
+                .map(|e| e.hash)
+                .collect())
+        })?;
         let (watermark, acknowledged) = Watermark::open(dir)?;
         let store = Self {
             db,
             tree,
             files,
+            hashes,
             upper: UpperNodes::default(),
             len: AtomicU64::new(len),
             units: AtomicU64::new(units),
@@ -431,9 +443,11 @@ impl Store for SledStore {
     }
 
     fn index_of(&self, h: &EventHash) -> Result<Option<LogIndex>, StoreError> {
-        self.get(&key(b'h', &[h.as_bytes()]))?
-            .map(|v| u64_of(&v, &format!("hash index {h}")).map(LogIndex::new))
-            .transpose()
+        let len = self.len()?;
+        let found = self.hashes.find(h, len, |i| {
+            Ok(self.files.hash_at(i, len)?.as_ref() == Some(h))
+        })?;
+        Ok(found.map(LogIndex::new))
     }
 
     fn operator(&self) -> Result<Option<PartyId>, StoreError> {
@@ -557,32 +571,11 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn hash_index(
-        &self,
-        after: Option<&EventHash>,
-        limit: usize,
-    ) -> Result<Vec<(EventHash, LogIndex)>, StoreError> {
-        let start = match after {
-            Some(a) => {
-                let mut s = key(b'h', &[a.as_bytes()]);
-                s.push(0);
-                s
-            }
-            None => vec![b'h'],
-        };
-        let mut out = Vec::new();
-        for r in self.tree.range(start..) {
-            let (k, v) = r.map_err(io)?;
-            if k.first() != Some(&b'h') || out.len() >= limit {
-                break;
-            }
-            let bytes: [u8; 32] = k[1..]
-                .try_into()
-                .map_err(|_| corrupt("hash index", "key is not a 32-byte hash"))?;
-            let h = EventHash::from_bytes(bytes);
-            out.push((h, LogIndex::new(u64_of(&v, &format!("hash index {h}"))?)));
-        }
-        Ok(out)
+    fn check_hash_index(&self, hashes: &[EventHash]) -> Result<Option<IndexFault>, StoreError> {
+        Ok(self.hashes.check(hashes)?.map(|f| IndexFault {
+            index: f.index.map(LogIndex::new),
+            detail: f.detail,
+        }))
     }
 
     fn units(&self, after: Option<&UnitId>, limit: usize) -> Result<Vec<UnitRecord>, StoreError> {
@@ -611,7 +604,7 @@ impl Store for SledStore {
             involved: self.count_prefix(b'v')?,
             chain_links: self.count_chain_links()?,
             stays: self.count_prefix(b's')?,
-            hashes: self.count_prefix(b'h')?,
+            hashes: self.hashes.count(),
             nodes,
             checkpoints: self.count_prefix(b'q')?,
         })
@@ -704,10 +697,6 @@ impl Store for SledStore {
         let mut stays: std::collections::BTreeMap<Vec<u8>, u64> = std::collections::BTreeMap::new();
         for c in batch {
             let e = &c.entry;
-            b.insert(
-                key(b'h', &[e.hash.as_bytes()]),
-                &e.index.get().to_be_bytes(),
-            );
             if let Some(op) = &c.delta.operator {
                 b.insert(b"moperator".as_slice(), op.as_str().as_bytes());
             }
@@ -817,6 +806,10 @@ impl Store for SledStore {
                 last: last.entry.hash,
             })?;
         }
+        // Only committed entries enter the hash index.
+        self.hashes
+            .add(batch.iter().map(|c| (c.entry.hash, c.entry.index.get())));
+        self.hashes.flush_if_due(len + batch.len() as u64, false)?;
         Ok(())
     }
 
@@ -849,6 +842,17 @@ impl Store for SledStore {
             None => Err(StoreError::Lost {
                 detail: format!("log index {} is missing", m.len - 1),
             }),
+        }
+    }
+}
+
+impl Drop for SledStore {
+    /// Writes the hash index's tail into its table, so that the next open need not read
+    /// those entries again (a crash only costs that reading).
+    fn drop(&mut self) {
+        let len = self.len.load(Ordering::Acquire);
+        if let Err(e) = self.hashes.flush_if_due(len, true) {
+            tracing::warn!(error = %e, "could not flush the hash index on close; the next open rebuilds its tail");
         }
     }
 }

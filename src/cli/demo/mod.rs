@@ -74,7 +74,7 @@ const OFAC_2021: [(&str, &[u8]); 4] = [
 ];
 
 /// What sled and custody keep in a data directory: the only entries the demo will remove.
-const OWN_FILES: [&str; 9] = [
+const OWN_FILES: [&str; 13] = [
     "db",
     "conf",
     "blobs",
@@ -82,6 +82,10 @@ const OWN_FILES: [&str; 9] = [
     "log-entries",
     "log-ends",
     "log-nodes",
+    "log-hashes",
+    "log-hashes.undo",
+    "log-hashes.undo.tmp",
+    "log-hashes.new",
     // Written by builds before storage layout 3.
     "merkle-mirror.bin",
     "acknowledged",
