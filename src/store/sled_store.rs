@@ -159,6 +159,11 @@ const PARTY_ID_LEN: usize = 32;
 /// The storage layout this code reads and writes (see the module table).
 const LAYOUT: u64 = 6;
 
+/// The layout before this one, which kept the hash index in sled (`h`: 32-byte event hash
+/// → u64 log index). Opening one builds `log-hashes` from the log, removes the `h` keys and
+/// records layout 6.
+const HASHES_IN_SLED: u64 = 5;
+
 fn unit_key(u: &UnitId) -> Vec<u8> {
     key(b'u', &[u.as_str().as_bytes()])
 }
@@ -251,7 +256,7 @@ impl SledStore {
                 None => 1,
                 Some(v) => u64_of(&v, "storage layout")?,
             };
-            if found != LAYOUT {
+            if found != LAYOUT && found != HASHES_IN_SLED {
                 return Err(StoreError::Layout {
                     found,
                     expected: LAYOUT,
@@ -290,6 +295,9 @@ impl SledStore {
             watermark,
             acknowledged,
         };
+        if store.get(b"mlayout")?.as_deref() == Some(&HASHES_IN_SLED.to_be_bytes()[..]) {
+            store.upgrade_from_hashes_in_sled()?;
+        }
         if store.acknowledged.is_none() {
             // A store written before the watermark existed (or a new one): start it here.
             if let Some(m) = store.current_mark()? {
@@ -297,6 +305,35 @@ impl SledStore {
             }
         }
         Ok(store)
+    }
+
+    /// Layout 5 → 6: the table was built from the log at open; sled's `h` keys go, a batch
+    /// at a time (an interrupted upgrade resumes at the next open, the layout still 5).
+    fn upgrade_from_hashes_in_sled(&self) -> Result<(), StoreError> {
+        tracing::info!("upgrading storage layout 5 to 6: the hash index moves out of sled");
+        loop {
+            let keys: Vec<sled::IVec> = self
+                .tree
+                .scan_prefix([b'h'])
+                .keys()
+                .take(100_000)
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut b = sled::Batch::default();
+            for k in keys {
+                b.remove(k);
+            }
+            self.tree.apply_batch(b).map_err(io)?;
+            self.db.flush().map_err(io)?;
+        }
+        self.tree
+            .insert(b"mlayout", &LAYOUT.to_be_bytes())
+            .map_err(io)?;
+        self.db.flush().map_err(io)?;
+        Ok(())
     }
 
     /// The log's length and last hash as stored now.
@@ -877,24 +914,29 @@ mod tests {
         s
     }
 
+    /// sled itself on `dir`, once the store's handle is gone (sled releases its file lock
+    /// shortly after the last handle drops).
+    fn raw_sled(dir: &std::path::Path) -> sled::Db {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            match sled::open(dir) {
+                Ok(db) => break db,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) => panic!("raw sled: {e}"),
+            }
+        }
+    }
+
     #[test]
     fn a_directory_of_another_storage_layout_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(init(dir.path()));
         for (stored, found) in [(None, 1), (Some(LAYOUT + 1), LAYOUT + 1)] {
             {
-                // sled releases its file lock shortly after the last handle drops.
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-                let db = loop {
-                    match sled::open(dir.path()) {
-                        Ok(db) => break db,
-                        Err(e) if std::time::Instant::now() < deadline => {
-                            let _ = e;
-                            std::thread::sleep(std::time::Duration::from_millis(25));
-                        }
-                        Err(e) => panic!("raw sled: {e}"),
-                    }
-                };
+                let db = raw_sled(dir.path());
                 let t = db.open_tree("custody").expect("tree");
                 match stored {
                     None => t.remove(b"mlayout").map(|_| ()),
@@ -911,6 +953,61 @@ mod tests {
                 Ok(_) => panic!("layout {found} was opened"),
             }
         }
+    }
+
+    /// A layout-5 directory (this layout with the hash index as sled's `h` keys and no
+    /// `log-hashes`) opens as layout 6: the table is built from the log, the keys are gone.
+    #[test]
+    fn a_layout_5_directory_is_upgraded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hashes: Vec<EventHash> = (0..3u8)
+            .map(|k| EventHash::from_bytes([k + 1; 32]))
+            .collect();
+        {
+            let s = init(dir.path());
+            let mut frontier = crate::core::merkle::Frontier::default();
+            for (k, h) in hashes.iter().enumerate() {
+                s.commit(&Group {
+                    events: vec![Committed {
+                        entry: LogEntry {
+                            index: LogIndex::new(k as u64),
+                            integrated_at: Timestamp::clamped(1_700_000_000),
+                            hash: *h,
+                            event: b"{}".to_vec(),
+                        },
+                        delta: Delta::default(),
+                    }],
+                    nodes: frontier.push(crate::core::merkle::leaf_hash(h.as_bytes())),
+                    checkpoint: None,
+                })
+                .expect("commit");
+            }
+        }
+        {
+            let db = raw_sled(dir.path());
+            let t = db.open_tree("custody").expect("tree");
+            for (k, h) in hashes.iter().enumerate() {
+                let mut key = vec![b'h'];
+                key.extend_from_slice(h.as_bytes());
+                t.insert(key, &(k as u64).to_be_bytes()).expect("write");
+            }
+            t.insert(b"mlayout", &5u64.to_be_bytes()).expect("write");
+            db.flush().expect("flush");
+        }
+        std::fs::remove_file(dir.path().join("log-hashes")).expect("remove");
+        let s = SledStore::open(dir.path()).expect("layout 5 opens");
+        for (k, h) in hashes.iter().enumerate() {
+            assert_eq!(
+                s.index_of(h).expect("index_of"),
+                Some(LogIndex::new(k as u64))
+            );
+        }
+        assert_eq!(s.check_hash_index(&hashes).expect("check"), None);
+        assert_eq!(s.tree.scan_prefix(b"h").count(), 0, "the h keys are gone");
+        assert_eq!(
+            s.get(b"mlayout").expect("read").as_deref(),
+            Some(&LAYOUT.to_be_bytes()[..])
+        );
     }
 
     #[test]
