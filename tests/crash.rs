@@ -123,7 +123,10 @@ fn no_acknowledged_event_is_lost_across_sigkills() {
     let all: Mutex<Vec<Acked>> = Mutex::default();
     let started = Instant::now();
     for cycle in 0..iterations {
-        let served = common::process::serve(&dir, &[]);
+        // The hash index flushes every 40 entries here (65,536 by default), so that kills
+        // land inside its flushes and the undo at open is exercised.
+        let served =
+            common::process::serve_with_env(&dir, &[], &[("CUSTODY_HASH_FLUSH_EVENTS", "40")]);
         let url = served.url.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let window = Duration::from_millis(50 + rng.next() % 450);

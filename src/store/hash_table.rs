@@ -53,8 +53,22 @@ const SLOT: u64 = 16;
 const MIN_BITS: u32 = 16;
 /// Slots read at a time while probing.
 const WINDOW: u64 = 32;
-/// Entries the tail holds before a flush writes them into the table.
+/// Entries the tail holds before a flush writes them into the table, unless
+/// `CUSTODY_HASH_FLUSH_EVENTS` sets another number (at least 1): fewer make the reopening
+/// after a crash shorter and flush more often (the crash tests use a few dozen, so that
+/// kills land inside flushes).
 pub const FLUSH_EVENTS: usize = 65_536;
+
+fn flush_events() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("CUSTODY_HASH_FLUSH_EVENTS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or(FLUSH_EVENTS)
+    })
+}
 
 /// One slot: tag (never 0) and log index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -397,7 +411,7 @@ impl HashTable {
             crash_after: std::sync::atomic::AtomicUsize::new(usize::MAX),
         };
         // The entries past the mark go to the tail, flushed as it fills.
-        let step = FLUSH_EVENTS as u64;
+        let step = flush_events() as u64;
         let mut at = h.mark.min(len);
         while at < len {
             let to = (at + step).min(len);
@@ -472,7 +486,8 @@ impl HashTable {
         }
     }
 
-    /// Writes the tail into the table and syncs it, when it holds [`FLUSH_EVENTS`] or
+    /// Writes the tail into the table and syncs it, when it holds [`FLUSH_EVENTS`] (or
+    /// `CUSTODY_HASH_FLUSH_EVENTS`) or
     /// `force`; `mark` is the log's length, which every tail entry is below and every entry
     /// below is in the table or the tail. Returns whether it flushed.
     pub fn flush_if_due(&self, mark: u64, force: bool) -> Result<bool, StoreError> {
@@ -480,7 +495,7 @@ impl HashTable {
             .tail
             .write()
             .expect("invariant: no panic while holding the lock");
-        if tail.is_empty() || (tail.len() < FLUSH_EVENTS && !force) {
+        if tail.is_empty() || (tail.len() < flush_events() && !force) {
             return Ok(false);
         }
         let mut t = self

@@ -17,11 +17,12 @@
 //! | `q`    | u64 tree size                  | signed checkpoint (note text)           |
 //!
 //! The log entries and the Merkle nodes are not in sled but in append-only files beside it
-//! (layout 3, [`super::log_files`]), and so is the hash index (layout 6, [`super::hash_table`]); `mlen` in sled says how much of them is committed. A
-//! unit's chain lives in its record (since layout 2): a group writes each unit it touches
-//! once. Unit records are binary since layout 4 (JSON before); layout 5 added the holder's
-//! custody time to them and the `s` counters. `mlayout` holds the layout number; a directory written with another layout is
-//! refused at open.
+//! (layout 3, [`super::log_files`]); `mlen` in sled says how much of them is committed. The
+//! hash index is not in sled either (layout 6, [`super::hash_table`]: `log-hashes`, with its
+//! own durable mark). A unit's chain lives in its record (since layout 2): a group writes
+//! each unit it touches once. Unit records are binary since layout 4 (JSON before); layout 5
+//! added the holder's custody time to them and the `s` counters. `mlayout` holds the layout
+//! number; a layout-5 directory is upgraded at open, one of any other layout is refused.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

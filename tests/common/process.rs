@@ -27,6 +27,11 @@ impl Drop for Served {
 /// Starts `custody --data DIR serve --checkpoint-interval 0 EXTRA…` on a free port (the log
 /// key is `DIR/log-key.pem`) and waits until it is ready.
 pub fn serve(dir: &Path, extra: &[&str]) -> Served {
+    serve_with_env(dir, extra, &[])
+}
+
+/// [`serve`] with environment variables set for the server.
+pub fn serve_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Served {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_custody"))
         .arg("--data")
@@ -35,6 +40,7 @@ pub fn serve(dir: &Path, extra: &[&str]) -> Served {
         .arg(format!("127.0.0.1:{port}"))
         .args(extra)
         .env("CUSTODY_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
