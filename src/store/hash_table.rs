@@ -290,8 +290,10 @@ fn create(path: &Path) -> Result<File, StoreError> {
         .map_err(|e| io_err(NEW, e))
 }
 
-/// The undo record of a flush: the header before it and the slots it fills.
+/// The undo record of a flush: the table's size, the header before it and the slots it
+/// fills.
 struct Undo {
+    bits: u32,
     count: u64,
     mark: u64,
     slots: Vec<u64>,
@@ -299,8 +301,9 @@ struct Undo {
 
 impl Undo {
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(32 + 8 * self.slots.len() + 32);
+        let mut v = Vec::with_capacity(40 + 8 * self.slots.len() + 32);
         v.extend_from_slice(UNDO_MAGIC);
+        v.extend_from_slice(&u64::from(self.bits).to_be_bytes());
         v.extend_from_slice(&self.count.to_be_bytes());
         v.extend_from_slice(&self.mark.to_be_bytes());
         v.extend_from_slice(&(self.slots.len() as u64).to_be_bytes());
@@ -320,14 +323,15 @@ impl Undo {
         let u = |k: usize| -> Option<u64> {
             Some(u64::from_be_bytes(body.get(k..k + 8)?.try_into().ok()?))
         };
-        let n = usize::try_from(u(24)?).ok()?;
-        if body.len() != 32 + 8 * n {
+        let n = usize::try_from(u(32)?).ok()?;
+        if body.len() != 40 + 8 * n {
             return None;
         }
-        let slots = (0..n).map(|k| u(32 + 8 * k)).collect::<Option<Vec<_>>>()?;
+        let slots = (0..n).map(|k| u(40 + 8 * k)).collect::<Option<Vec<_>>>()?;
         Some(Self {
-            count: u(8)?,
-            mark: u(16)?,
+            bits: u32::try_from(u(8)?).ok()?,
+            count: u(16)?,
+            mark: u(24)?,
             slots,
         })
     }
@@ -344,6 +348,12 @@ fn undo_interrupted_flush(dir: &Path, file: &File) -> Result<(), StoreError> {
     // Only a synced, complete record is ever renamed into place.
     let u = Undo::decode(&bytes).ok_or_else(|| corrupt(UNDO, "the undo record is malformed"))?;
     let h = read_header(file)?;
+    if u.bits != h.bits {
+        // A record left from before the table grew (its removal lost in a power cut): the
+        // grown table was written whole and synced after that flush completed.
+        std::fs::remove_file(&path).map_err(|e| io_err(UNDO, e))?;
+        return sync_dir(dir);
+    }
     for s in &u.slots {
         file.write_all_at(&[0u8; SLOT as usize], HEADER + s * SLOT)
             .map_err(|e| io_err(FILE, e))?;
@@ -380,6 +390,11 @@ impl HashTable {
             _ => {}
         }
         if !path.exists() {
+            // An undo record belongs to the table that is gone.
+            match std::fs::remove_file(dir.join(UNDO)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(UNDO, e)),
+                _ => {}
+            }
             let mut salt = [0u8; 32];
             OsRng.fill_bytes(&mut salt);
             let f = create(&dir.join(NEW))?;
@@ -549,6 +564,7 @@ impl HashTable {
             last = Some(at);
         }
         let undo = Undo {
+            bits: t.bits,
             count: t.count,
             mark: t.mark,
             slots: places.clone(),
@@ -635,6 +651,12 @@ impl HashTable {
             w.put(n)?;
         }
         let count = w.finish(mark, &t.salt)?;
+        // No undo record may outlive the table it was written for.
+        match std::fs::remove_file(self.dir.join(UNDO)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(UNDO, e)),
+            _ => {}
+        }
+        sync_dir(&self.dir)?;
         std::fs::rename(&path, self.dir.join(FILE)).map_err(|e| io_err(FILE, e))?;
         sync_dir(&self.dir)?;
         t.file = file;
@@ -834,8 +856,22 @@ mod tests {
             "in place, not grown"
         );
         drop(t);
-        assert!(dir.path().join(UNDO).exists(), "the undo record survives");
-        // A later slot of the interrupted flush reached the disk, an earlier one did not.
+        let undo =
+            Undo::decode(&std::fs::read(dir.path().join(UNDO)).expect("the undo record survives"))
+                .expect("a whole record");
+        assert_eq!(
+            (undo.mark, undo.count, undo.slots.len()),
+            (40_000, 40_000, 20_000)
+        );
+        // The flush's first slot never reached the disk, its next 999 did: as a power cut
+        // can leave pages.
+        let f = OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(FILE))
+            .expect("open");
+        f.write_all_at(&[0u8; 16], HEADER + undo.slots[0] * SLOT)
+            .expect("write");
+        drop(f);
         let t = open(dir.path(), &log);
         assert!(!dir.path().join(UNDO).exists());
         assert_eq!(t.table.read().expect("lock").mark, mark, "the old header");
@@ -855,6 +891,7 @@ mod tests {
         t.flush_if_due(n, true).expect("flush");
         drop(t);
         let undo = Undo {
+            bits: MIN_BITS,
             count: 10,
             mark: 10,
             slots: Vec::new(),
@@ -865,6 +902,30 @@ mod tests {
         // The slots were not emptied (the record lists none) and the count went back:
         // the check sees more slots than the header counts.
         assert!(t.check(&log).expect("check").is_some());
+    }
+
+    /// An undo record of a table since grown (its removal lost) is not applied to the new
+    /// table, whose slots it does not describe.
+    #[test]
+    fn an_undo_record_of_a_smaller_table_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = log(100_000);
+        let t = open(dir.path(), &[]);
+        commit(&t, &log, 0, 100_000);
+        t.flush_if_due(100_000, true).expect("flush");
+        assert!(t.table.read().expect("lock").bits > MIN_BITS, "grown");
+        drop(t);
+        let stale = Undo {
+            bits: MIN_BITS,
+            count: 0,
+            mark: 0,
+            slots: (0..1_000).collect(),
+        };
+        std::fs::write(dir.path().join(UNDO), stale.encode()).expect("write");
+        let t = open(dir.path(), &log);
+        assert!(!dir.path().join(UNDO).exists(), "removed");
+        assert_eq!(t.pending(), 0, "nothing undone");
+        all_found(&t, &log);
     }
 
     #[test]
