@@ -522,11 +522,20 @@ impl HashTable {
         while total > (1u64 << bits) / 2 {
             bits += 1;
         }
-        if bits != t.bits {
+        let started = std::time::Instant::now();
+        let grown = bits != t.bits;
+        if grown {
             self.grow(&mut t, &tail, bits, mark)?;
         } else {
             self.insert_in_place(&mut t, &tail, mark)?;
         }
+        tracing::debug!(
+            entries = tail.len(),
+            grown,
+            bits,
+            seconds = started.elapsed().as_secs_f64(),
+            "hash index flushed"
+        );
         tail.clear();
         Ok(true)
     }
