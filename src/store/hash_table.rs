@@ -810,6 +810,12 @@ mod tests {
         t.flush_if_due(to, false).expect("flush");
     }
 
+    /// Commits `from..to` and flushes whatever the tail holds.
+    fn commit_and_flush(t: &HashTable, log: &[EventHash], from: u64, to: u64) {
+        commit(t, log, from, to);
+        t.flush_if_due(to, true).expect("flush");
+    }
+
     #[test]
     fn grows_and_finds_every_entry_after_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -847,9 +853,7 @@ mod tests {
         let n = 60_000;
         let log = log(n);
         let t = open(dir.path(), &[]);
-        commit(&t, &log, 0, 40_000);
-        t.flush_if_due(40_000, true)
-            .expect("a first flush, complete");
+        commit_and_flush(&t, &log, 0, 40_000);
         let (mark, bits) = {
             let g = t.table.read().expect("lock");
             (g.mark, g.bits)
@@ -893,11 +897,9 @@ mod tests {
         let n = 1_010;
         let log = log(n);
         let t = open(dir.path(), &[]);
-        commit(&t, &log, 0, 10);
-        t.flush_if_due(10, true).expect("flush");
+        commit_and_flush(&t, &log, 0, 10);
         // The undo record of the next flush stays, as if its removal was lost.
-        commit(&t, &log, 10, n);
-        t.flush_if_due(n, true).expect("flush");
+        commit_and_flush(&t, &log, 10, n);
         drop(t);
         let undo = Undo {
             bits: MIN_BITS,
@@ -920,8 +922,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = log(100_000);
         let t = open(dir.path(), &[]);
-        commit(&t, &log, 0, 100_000);
-        t.flush_if_due(100_000, true).expect("flush");
+        commit_and_flush(&t, &log, 0, 100_000);
         assert!(t.table.read().expect("lock").bits > MIN_BITS, "grown");
         drop(t);
         let stale = Undo {
@@ -942,8 +943,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = log(1_000);
         let t = open(dir.path(), &[]);
-        commit(&t, &log, 0, 1_000);
-        t.flush_if_due(1_000, true).expect("flush");
+        commit_and_flush(&t, &log, 0, 1_000);
         drop(t);
         let path = dir.path().join(FILE);
         let clean = std::fs::read(&path).expect("read");
