@@ -20,12 +20,14 @@
 //! when the store closes) writes them into the table with the new mark and syncs it.
 //! Opening adds entries `mark..len` to the tail again. A flush that a crash interrupted may
 //! have left any subset of its slots and header on disk, and a later insert would not find
-//! an earlier one's run: so before writing, a flush records the slots it will fill and the
-//! header before it in `log-hashes.undo` (synced, then renamed into place), and removes it
-//! once the table is synced. Opening with that file present empties those slots and puts
-//! the old header back (undoing a complete flush is harmless: its entries return to the
-//! tail). Growing writes a new table (`log-hashes.new`) from the old one in one sequential
-//! pass, syncs it and renames it over the old; a crash before the rename leaves the old.
+//! an earlier one's run: so before writing, a flush records the table's size, the slots it
+//! will fill and the header before it in `log-hashes.undo` (synced, then renamed into
+//! place), and removes it once the table is synced. Opening with that file present empties
+//! those slots and puts the old header back (undoing a complete flush is harmless: its
+//! entries return to the tail), unless the record names another size: the table grew after
+//! that flush completed, and the record is dropped. Growing writes a new table
+//! (`log-hashes.new`) from the old one in one sequential pass, syncs it, removes any undo
+//! record and renames the new table over the old; a crash before the rename leaves the old.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
