@@ -613,6 +613,43 @@ fn verify_finds_an_altered_event() {
     assert_eq!(f["check"], "signature");
 }
 
+/// `resolve --all` takes the events below the latest checkpoint on that checkpoint: with
+/// an event altered in the log file, the leaves no longer rebuild the signed root, and it
+/// refuses to report (the error alone). `--verify-signatures` checks every signature
+/// instead, and reports the altered event's units broken.
+#[test]
+fn resolve_all_refuses_a_log_that_no_longer_rebuilds_its_checkpoint() {
+    let (cli, _) = Cli::populated();
+    let n = read_log(&cli.data).len() as u64;
+    let anchored = cli.ok(None, &["resolve", "--all"]);
+    assert_schema("resolve_all_output", &anchored);
+    assert_eq!(
+        anchored["admission"]["anchored_to"]["size"], n,
+        "{anchored:#}"
+    );
+    assert_eq!(anchored["admission"]["signatures_checked"], 0);
+    let every = cli.ok(None, &["resolve", "--all", "--verify-signatures"]);
+    assert_schema("resolve_all_output", &every);
+    assert_eq!(every["admission"]["signatures_checked"], n);
+    assert!(every["admission"].get("anchored_to").is_none());
+    assert_eq!(every["counts"], anchored["counts"]);
+    assert!(anchored["counts"].get("broken").is_none(), "{anchored:#}");
+
+    alter_shipment_of_entry_5(&cli);
+    for args in [
+        &["resolve", "--all"][..],
+        &["resolve", "--all", "--flagged"],
+    ] {
+        let err = cli.refused(None, args);
+        assert!(
+            err.contains("no longer rebuild the root of the checkpoint"),
+            "{args:?}: {err}"
+        );
+    }
+    let every = cli.ok(None, &["resolve", "--all", "--verify-signatures"]);
+    assert!(every["counts"]["broken"].as_u64() >= Some(1), "{every:#}");
+}
+
 #[test]
 fn verify_finds_a_deleted_event() {
     let (cli, _) = Cli::populated();
@@ -1437,11 +1474,14 @@ fn a_verdict_changes_when_the_list_changes() {
         .contains("no version 7"));
 }
 
+/// With every signature checked, an altered event (which the default refuses: see
+/// `resolve_all_refuses_a_log_that_no_longer_rebuilds_its_checkpoint`) breaks its units'
+/// chains, in the whole-ledger and the one-unit paths alike.
 #[test]
 fn resolve_reports_an_altered_event_as_a_broken_chain_in_both_paths() {
     let (cli, _) = Cli::populated();
     alter_shipment_of_entry_5(&cli);
-    let all = cli.ok(None, &["resolve", "--all"]);
+    let all = cli.ok(None, &["resolve", "--all", "--verify-signatures"]);
     assert_schema("resolve_all_output", &all);
     let broken: Vec<&Value> = all["resolutions"]
         .as_array()
@@ -1463,7 +1503,16 @@ fn resolve_reports_an_altered_event_as_a_broken_chain_in_both_paths() {
     assert_eq!(all["counts"]["broken"], broken.len());
     // One unit per pass: the same report (but for the time it was made at, and so its
     // signature).
-    let mut passes = cli.ok(None, &["resolve", "--all", "--units-per-pass", "1"]);
+    let mut passes = cli.ok(
+        None,
+        &[
+            "resolve",
+            "--all",
+            "--verify-signatures",
+            "--units-per-pass",
+            "1",
+        ],
+    );
     let mut all = all;
     for v in [&mut passes, &mut all] {
         let o = v.as_object_mut().expect("object");

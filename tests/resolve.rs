@@ -9,8 +9,8 @@ use custody::core::values::{CountryCode, Timestamp};
 use custody::keys::KeyPair;
 use custody::resolve::change::changed;
 use custody::resolve::{
-    baseline, resolve, resolve_all, resolve_all_within, DwellRule, Options, Peers, Resolution,
-    Verdict,
+    baseline, resolve, resolve_all, resolve_all_within, Admission, DwellRule, Options, Peers,
+    Resolution, Signatures, Verdict,
 };
 use custody::screen::entry::SourceKind;
 use custody::screen::import::{self, Input};
@@ -49,6 +49,7 @@ fn opts(now: Timestamp) -> Options {
         stale_pending_days: 30,
         now,
         dwell: DwellRule::default(),
+        signatures: Signatures::Anchored,
     }
 }
 
@@ -311,7 +312,7 @@ fn too_few_peers_means_no_dwell_flag() {
 }
 
 /// A ledger with units in several verdicts.
-fn mixed(w: &World<MemoryStore>) -> Vec<UnitId> {
+fn mixed<S: Store>(w: &World<S>) -> Vec<UnitId> {
     let mut units = vec![moved(w, 1), moved(w, 2), moved(w, 3)];
     let u = moved(w, 1);
     w.client()
@@ -444,6 +445,118 @@ fn resolving_all_in_one_pass_agrees_with_one_by_one() {
             "{units_per_pass} units per pass"
         );
     }
+}
+
+/// `resolve --all` by default takes the events below the latest checkpoint on that
+/// checkpoint (their leaves must rebuild its signed root) and checks the signatures of the
+/// events past it: the same resolutions as checking every signature, and the report says
+/// which was done. A latest checkpoint that does not verify under the log key is refused.
+#[test]
+fn anchored_resolution_agrees_with_every_signature_checked() {
+    use custody::core::checkpoint::Checkpoint;
+    use custody::core::receipt::CheckpointRef;
+    use custody::ledger::{Ledger, LogPolicy};
+    use custody::store::Group;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let store = Arc::new(MemoryStore::new());
+    let w = World::new(Arc::clone(&store));
+    let mut units = mixed(&w);
+    // Closed: the writer's last checkpoint covers everything so far. Reopened with an
+    // hour between checkpoints, the next events stay past it.
+    let World {
+        ledger,
+        clock,
+        op,
+        maker,
+        dist,
+        sub,
+        user,
+        svc,
+    } = w;
+    drop(ledger);
+    let covered = store.len().expect("len");
+    let c2 = Arc::clone(&clock);
+    let clk: custody::ledger::Clock =
+        Arc::new(move || Timestamp::clamped(c2.load(Ordering::SeqCst)));
+    let policy = LogPolicy {
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+    };
+    let ledger =
+        Ledger::open_with(Arc::clone(&store), clk, log_key().signing, policy).expect("reopen");
+    let w = World {
+        ledger,
+        clock,
+        op,
+        maker,
+        dist,
+        sub,
+        user,
+        svc,
+    };
+    units.extend(mixed(&w));
+    let total = store.len().expect("len");
+    assert!(total > covered, "events past the checkpoint");
+    let latest = store
+        .latest_checkpoint()
+        .expect("read")
+        .expect("a checkpoint");
+    assert_eq!(latest.checkpoint.size, covered);
+
+    let ix = index("2023-01-01");
+    let all = |signatures| {
+        let o = Options {
+            signatures,
+            ..opts(w.now())
+        };
+        resolve_all(&*store, &ledger_name(), &ix, &o, &|_, _, _| {}, |_| {
+            Ok(true)
+        })
+    };
+    let anchored = all(Signatures::Anchored).expect("anchored");
+    let every = all(Signatures::Every).expect("every signature");
+    assert_eq!(anchored.units, units.len() as u64);
+    assert_eq!(
+        anchored.admission,
+        Admission {
+            anchored_to: Some(CheckpointRef::of(&latest)),
+            signatures_checked: total - covered,
+            events: total,
+        }
+    );
+    assert_eq!(
+        every.admission,
+        Admission {
+            anchored_to: None,
+            signatures_checked: total,
+            events: total,
+        }
+    );
+    let json = |s: &custody::resolve::Summary| {
+        serde_json::to_value((&s.resolutions, &s.counts, &s.peers)).expect("json")
+    };
+    assert_eq!(json(&anchored), json(&every));
+
+    // A checkpoint at the log's size signed by another key: the latest, and refused.
+    let forged = Checkpoint {
+        origin: ledger_name(),
+        size: total,
+        root: latest.checkpoint.root,
+    }
+    .sign(&key("not-the-log").signing);
+    store
+        .commit(&Group {
+            checkpoint: Some(forged),
+            ..Group::default()
+        })
+        .expect("write");
+    let err = all(Signatures::Anchored).expect_err("refused").to_string();
+    assert!(
+        err.contains("does not verify under the ledger's log key"),
+        "{err}"
+    );
+    all(Signatures::Every).expect("every signature checked: no checkpoint is used");
 }
 
 #[test]

@@ -113,7 +113,12 @@ pub struct Report {
     /// Reading the dwell baseline that one-unit resolutions are judged against (from the
     /// completed-stay counters), in milliseconds.
     pub dwell_baseline_ms: f64,
+    /// `resolve --all`, events below the latest checkpoint anchored to it (the default),
+    /// in seconds; the signatures it checked (the events past the checkpoint).
     pub resolve_all_s: f64,
+    pub resolve_all_signatures_checked: u64,
+    /// `resolve --all --verify-signatures`: every event's signatures checked, in seconds.
+    pub resolve_all_verify_s: f64,
     pub screening_names_per_s: f64,
     pub audit_events_per_s: f64,
     pub audit_ratio: f64,

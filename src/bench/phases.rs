@@ -243,6 +243,7 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         stale_pending_days: 30,
         now: system_clock()(),
         dwell: crate::resolve::DwellRule::default(),
+        signatures: crate::resolve::Signatures::Anchored,
     };
     let t = Instant::now();
     let peers = crate::resolve::baseline(&store, o.dwell)?;
@@ -255,20 +256,32 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         one.push(us(t));
     }
 
-    progress("resolving every unit");
-    let t = Instant::now();
     // As `custody resolve --all --flagged --format json` does: each flagged resolution
-    // written out as it is judged (here to a sink), none kept.
-    let mut sink = std::io::sink();
-    let sum = crate::resolve::resolve_all(&store, &name, &ix, &o, &|_, _, _| {}, |r| {
-        if r.verdict != Verdict::Clear {
-            serde_json::to_writer(&mut sink, r)
-                .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
-        }
-        Ok(false)
-    })?;
-    let resolve_all_s = t.elapsed().as_secs_f64();
-    let _ = sum.units;
+    // written out as it is judged (here to a sink), none kept. Anchored to the latest
+    // checkpoint (the default), then checking every signature (`--verify-signatures`).
+    let resolve_all = |signatures| -> Result<(f64, crate::resolve::Summary), BenchError> {
+        let o = crate::resolve::Options { signatures, ..o };
+        let t = Instant::now();
+        let mut sink = std::io::sink();
+        let sum = crate::resolve::resolve_all(&store, &name, &ix, &o, &|_, _, _| {}, |r| {
+            if r.verdict != Verdict::Clear {
+                serde_json::to_writer(&mut sink, r)
+                    .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
+            }
+            Ok(false)
+        })?;
+        Ok((t.elapsed().as_secs_f64(), sum))
+    };
+    progress("resolving every unit");
+    let (resolve_all_s, anchored) = resolve_all(crate::resolve::Signatures::Anchored)?;
+    progress("resolving every unit, every signature checked");
+    let (resolve_all_verify_s, every) = resolve_all(crate::resolve::Signatures::Every)?;
+    if anchored.counts != every.counts || anchored.units != every.units {
+        return Err(step("resolve --all")(format!(
+            "anchored and signature-checked resolutions differ: {:?} against {:?}",
+            anchored.counts, every.counts
+        )));
+    }
 
     progress("screening every party");
     let ids: Vec<_> = store.parties()?.into_iter().map(|r| r.id).collect();
@@ -330,6 +343,8 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         consistency_proof: Latency::of(consistency),
         resolve_one: Latency::of(one),
         resolve_all_s,
+        resolve_all_verify_s,
+        resolve_all_signatures_checked: anchored.admission.signatures_checked,
         dwell_baseline_ms,
         screening_names_per_s: screening,
         audit_events_per_s: audit_rate,

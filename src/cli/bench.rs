@@ -46,7 +46,8 @@ fn render(r: &Report) -> String {
          \x20 consistency proof      {}\n\
          \x20 dwell baseline         {:>10.2} ms\n\
          \x20 resolve one unit       {}\n\
-         \x20 resolve --all          {:>10.2} s\n\
+         \x20 resolve --all          {:>10.2} s  (anchored to the latest checkpoint; {} signatures checked)\n\
+         \x20 resolve --all, every signature {:>10.2} s\n\
          \x20 screening              {:>10.0} names/s\n\
          \x20 audit                  {:>10.0} ev/s  ({:.2} of verify_strict, all cores)\n\
          \x20 bundle export/verify   {:>10.1} ms / {:.1} ms\n\
@@ -78,6 +79,8 @@ fn render(r: &Report) -> String {
         r.dwell_baseline_ms,
         l(&r.resolve_one),
         r.resolve_all_s,
+        r.resolve_all_signatures_checked,
+        r.resolve_all_verify_s,
         r.screening_names_per_s,
         r.audit_events_per_s,
         r.audit_ratio,

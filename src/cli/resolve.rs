@@ -12,7 +12,8 @@ use crate::core::receipt::CheckpointRef;
 use crate::core::report::SignedReport;
 use crate::resolve::change::{changed, Changes};
 use crate::resolve::{
-    baseline, resolve, resolve_all_within, DwellRule, Options, Peers, Resolution, Verdict,
+    baseline, resolve, resolve_all_within, DwellRule, Options, Peers, Resolution, Signatures,
+    Verdict,
 };
 use crate::screen::lists::{index_as_of, index_latest, ListStore as _, SledLists, SnapshotRef};
 use crate::screen::matcher::Thresholds;
@@ -55,6 +56,12 @@ pub struct ResolveArgs {
     /// more is replayed in several passes over the log, one per range of unit ids.
     #[arg(long, default_value_t = crate::audit::Budget::default().units_per_pass, value_parser = clap::value_parser!(u64).range(1..))]
     pub units_per_pass: u64,
+    /// With --all: check every event's signatures again. Without it, the events below the
+    /// latest signed checkpoint are taken on that checkpoint (their leaves must rebuild its
+    /// root; the ledger checked their signatures when it admitted them), and only the
+    /// events past it are signature-checked. `custody verify` always checks everything.
+    #[arg(long, requires = "all")]
+    pub verify_signatures: bool,
 }
 
 /// The options `resolve` uses without flags (also for the report at `lists import`).
@@ -64,6 +71,7 @@ pub(crate) fn default_options() -> Options {
         stale_pending_days: 30,
         now: (crate::ledger::system_clock())(),
         dwell: DwellRule::default(),
+        signatures: Signatures::Anchored,
     }
 }
 
@@ -77,6 +85,11 @@ impl ResolveArgs {
                 factor: self.dwell_factor,
                 min_days: self.dwell_min_days,
                 ..DwellRule::default()
+            },
+            signatures: if self.verify_signatures {
+                Signatures::Every
+            } else {
+                Signatures::Anchored
             },
         }
     }
@@ -115,6 +128,8 @@ struct All {
     basis: Basis,
     units: u64,
     counts: std::collections::BTreeMap<&'static str, u64>,
+    /// What the log's events were taken on.
+    admission: crate::resolve::Admission,
     resolutions: Vec<Resolution>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signed: Option<SignedReport>,
@@ -403,6 +418,17 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
         out.signed = sign(cli, &out)?;
         return emit(cli.format, &out, |x| render_changes(&x.changes));
     }
+    if let (Some(k), Some(meta)) = (log_key(cli), store.meta()?) {
+        // The anchor is the ledger's latest checkpoint under the log key the store names;
+        // the operator's own key must be that key.
+        anyhow::ensure!(
+            k.public == meta.log_key,
+            "the log key {} ({}) is not this ledger's log key ({})",
+            super::log_key_path(cli).display(),
+            k.public,
+            meta.log_key
+        );
+    }
     let bar = super::read::progress_bar(cli, "resolving");
     let progress = |stage: &str, done, total| {
         bar.set_message(stage.to_owned());
@@ -430,11 +456,20 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
                 lists: &basis.lists,
                 as_of: basis.as_of,
             };
-            let mut stream = super::resolve_stream::ReportStream::start(&head, key.is_some())?;
+            // Started at the first unit judged, so that a ledger refused before judging
+            // (a log that no longer rebuilds its checkpoint) gets only the error.
+            let start = || super::resolve_stream::ReportStream::start(&head, key.is_some());
+            let mut stream = None;
             let mut failed = None;
             let sum = resolve_all_within(&store, &name, &ix, &o, budget, &progress, |r| {
-                if failed.is_none() && wanted(r) {
-                    failed = stream.resolution(r).err();
+                if failed.is_none() && stream.is_none() {
+                    match start() {
+                        Ok(s) => stream = Some(s),
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                if let Some(s) = stream.as_mut().filter(|_| failed.is_none() && wanted(r)) {
+                    failed = s.resolution(r).err();
                 }
                 Ok(false)
             })?;
@@ -442,11 +477,16 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
             if let Some(e) = failed {
                 return Err(e);
             }
+            let stream = match stream {
+                Some(s) => s,
+                None => start()?,
+            };
             let peers = sum.peers.unwrap_or(basis.peers);
             stream.finish(
                 sum.units,
                 &sum.counts,
                 &peers,
+                &sum.admission,
                 key.as_ref().map(|k| &k.signing),
             )
         }
@@ -480,6 +520,7 @@ pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
                 basis,
                 units: sum.units,
                 counts: sum.counts,
+                admission: sum.admission,
                 resolutions: sum.resolutions,
                 signed: None,
             };

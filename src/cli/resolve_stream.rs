@@ -99,12 +99,14 @@ impl ReportStream {
         units: u64,
         counts: &std::collections::BTreeMap<&'static str, u64>,
         peers: &Peers,
+        admission: &crate::resolve::Admission,
         key: Option<&ed25519_dalek::SigningKey>,
     ) -> Result<()> {
         let tail = format!(
-            "\n],\"units\":{units},\"counts\":{},\"peers\":{}",
+            "\n],\"units\":{units},\"counts\":{},\"peers\":{},\"admission\":{}",
             serde_json::to_string(counts)?,
-            serde_json::to_string(peers)?
+            serde_json::to_string(peers)?,
+            serde_json::to_string(admission)?
         );
         self.text(tail.as_bytes())?;
         match (self.copy.take(), key) {

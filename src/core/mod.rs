@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod error;
 pub mod event;
+pub mod hashes;
 pub mod ids;
 pub mod merkle;
 pub mod proof;

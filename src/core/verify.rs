@@ -188,6 +188,11 @@ impl VerifiedEvent {
     pub fn canonical_bytes(&self) -> &[u8] {
         &self.canonical
     }
+    /// The envelope, without the canonical bytes.
+    #[must_use]
+    pub fn into_envelope(self) -> Envelope {
+        self.envelope
+    }
     /// The keys that signed, in envelope order.
     pub fn signers(&self) -> impl Iterator<Item = &PublicKey> {
         self.envelope.signatures.iter().map(|s| &s.key)
@@ -261,104 +266,39 @@ pub enum StoredError {
 /// Bytes equal to the canonical serialization of the typed envelope are in normal form by
 /// construction, so the separate normal-form comparison of `decode` is not needed.
 pub fn verify_stored(bytes: &[u8], ledger: &LedgerName) -> Result<VerifiedEvent, StoredError> {
-    if bytes.len() > MAX_EVENT_BYTES {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            max: MAX_EVENT_BYTES,
-        }
-        .into());
-    }
-    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
-    let ev = SignedEvent::from_envelope(envelope)?.verify(ledger)?;
+    let ev = SignedEvent::from_envelope(envelope_of(bytes)?)?.verify(ledger)?;
     if ev.canonical_bytes() != bytes {
         return Err(StoredError::NotCanonical);
     }
     Ok(ev)
 }
 
-/// The hashes of events that passed [`verify_stored`], in log order. The same bytes read
-/// again (a later pass over the log) become a [`VerifiedEvent`] without their signatures
-/// checked a second time: the event hash covers the ledger name and exactly those bytes,
-/// signatures included, so bytes with the hash of a verified event are that event. Only
-/// verified events can be recorded.
-#[derive(Clone, Debug, Default)]
-pub struct VerifiedHashes {
-    hashes: Vec<EventHash>,
-    /// Positions of events that failed verification (ascending): never verified again.
-    failed: Vec<u64>,
+/// The envelope in `bytes` (size limit, strict JSON); nothing else is checked.
+pub(super) fn envelope_of(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max: MAX_EVENT_BYTES,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
 }
 
-/// Why bytes read again are not the event verified at their position.
-#[derive(Debug, thiserror::Error)]
-pub enum AgainError {
-    #[error("no event was verified at log index {0}")]
-    Unknown(u64),
-    #[error("the bytes at log index {index} changed since they were verified: their hash is {found}, the verified event's {verified}")]
-    Changed {
-        index: u64,
-        found: EventHash,
-        verified: EventHash,
-    },
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-}
-
-impl VerifiedHashes {
-    #[must_use]
-    pub fn with_capacity(n: usize) -> Self {
+impl VerifiedEvent {
+    /// Bytes read again whose hash is that of an event verified earlier in this process
+    /// ([`super::hashes::VerifiedHashes::again`]): the event hash covers the ledger name and
+    /// exactly those bytes, signatures included, so they are that event.
+    pub(super) fn readmitted(envelope: Envelope, canonical: Vec<u8>, hash: EventHash) -> Self {
         Self {
-            hashes: Vec::with_capacity(n),
-            failed: Vec::new(),
-        }
-    }
-    /// Records the next event of the log.
-    pub fn push(&mut self, ev: &VerifiedEvent) {
-        self.hashes.push(ev.hash);
-    }
-    /// Records that the next event of the log, stored with hash `stored`, failed
-    /// verification.
-    pub fn push_failed(&mut self, stored: EventHash) {
-        self.failed.push(self.hashes.len() as u64);
-        self.hashes.push(stored);
-    }
-    /// The hashes recorded, in log order (a failed event's as stored).
-    #[must_use]
-    pub fn as_slice(&self) -> &[EventHash] {
-        &self.hashes
-    }
-    /// The event at log index `index` from its bytes read again.
-    pub fn again(
-        &self,
-        index: u64,
-        bytes: &[u8],
-        ledger: &LedgerName,
-    ) -> Result<VerifiedEvent, AgainError> {
-        let verified = *usize::try_from(index)
-            .ok()
-            .and_then(|i| self.hashes.get(i))
-            .filter(|_| self.failed.binary_search(&index).is_err())
-            .ok_or(AgainError::Unknown(index))?;
-        let found = event_hash(ledger, bytes);
-        if found != verified {
-            return Err(AgainError::Changed {
-                index,
-                found,
-                verified,
-            });
-        }
-        let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
-        Ok(VerifiedEvent {
             envelope,
-            canonical: bytes.to_vec(),
-            hash: found,
-        })
+            canonical,
+            hash,
+        }
     }
 }
+
+pub use super::hashes::{AgainError, LoggedEvent, LoggedHashes, VerifiedHashes};

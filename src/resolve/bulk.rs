@@ -1,5 +1,6 @@
-//! The whole ledger in one pass: every event is read, decoded, canonical-checked and
-//! signature-checked once (on every core), however many units it covers; each unit's
+//! The whole ledger in one pass: every event is read and checked once (on every core),
+//! however many units it covers (below the latest checkpoint by the tree its leaves rebuild,
+//! past it by its signatures: [`super::anchor`]); each unit's
 //! chain links are checked and its custody replayed as the log goes by; every party is
 //! screened once. Then each unit is judged. This is what makes `resolve --all` scale with
 //! events and parties rather than with units times chain length.
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::anchor::{Admission, Anchor, Signatures};
 use super::judge::{judge, Evidence};
 use super::peers::{DwellRule, Peers};
 use super::screens::Screens;
@@ -17,11 +19,13 @@ use super::walk::{Directory, Walk};
 use super::{broken, Options, Resolution};
 use crate::audit::{Budget, Masks, UnitRanges};
 use crate::chain::{self, ChainError};
+use crate::core::checkpoint::VerifierKey;
 use crate::core::event::{Body, Role};
 use crate::core::ids::{EventHash, LedgerName, LogIndex, PartyId};
+use crate::core::merkle::{entry_leaf_hash, TreeHash};
 use crate::core::unit::UnitId;
 use crate::core::values::{CountryCode, Timestamp};
-use crate::core::verify::{VerifiedEvent, VerifiedHashes};
+use crate::core::verify::{LoggedEvent, LoggedHashes};
 use crate::screen::hierarchy::{PartyInfo, PartyScreening};
 use crate::screen::matcher::Index;
 use crate::store::{LogEntry, Store, StoreError};
@@ -95,18 +99,57 @@ pub struct Replay {
     failed: HashMap<EventHash, (LogIndex, String)>,
     /// Event hash by log index (as stored, for an event that failed its checks), which
     /// later passes also read events again by; and the ranges each event names.
-    verified: VerifiedHashes,
+    verified: LoggedHashes,
     masks: Masks,
+    /// What the events were taken on.
+    admission: Admission,
 }
 
-/// Reads, verifies and replays the whole log, the units of range 0 of `ranges` only.
-/// `progress(done, total)` after each chunk.
+/// One entry of the log as the first pass checked it: the leaf hash when it is anchored,
+/// and the event or why it failed.
+type Checked = (LogEntry, Option<TreeHash>, Result<LoggedEvent, String>);
+
+/// Checks one entry: below `anchored`, decoded and hashed (its leaf hash computed for the
+/// anchor); past it, signature-checked.
+fn check(ledger: &LedgerName, anchored: u64, e: LogEntry) -> Checked {
+    if e.index.get() >= anchored {
+        let ev = crate::audit::check_entry(ledger, &e)
+            .map(LoggedEvent::from)
+            .map_err(|f| f.detail);
+        return (e, None, ev);
+    }
+    let leaf = entry_leaf_hash(e.integrated_at, &e.event);
+    let ev = match LoggedEvent::decode(&e.event, ledger) {
+        Ok(ev) if ev.hash() != e.hash => Err(format!(
+            "stored hash differs from the event hash {}",
+            ev.hash()
+        )),
+        Ok(ev) => Ok(ev),
+        Err(err) => Err(err.to_string()),
+    };
+    (e, Some(leaf), ev)
+}
+
+/// Reads, checks ([`Signatures`]) and replays the whole log, the units of range 0 of
+/// `ranges` only. `progress(done, total)` after each chunk.
 pub fn replay<S: Store>(
     store: &S,
     ledger: &LedgerName,
     ranges: &UnitRanges,
+    how: Signatures,
     progress: &dyn Fn(u64, u64),
 ) -> Result<Replay, StoreError> {
+    let meta = store.meta()?.ok_or_else(|| StoreError::Corrupt {
+        location: "ledger name".into(),
+        detail: "missing: this is not an initialized ledger".into(),
+    })?;
+    let vkey = VerifierKey {
+        name: meta.name,
+        key: meta.log_key,
+    };
+    // Before the log's length: a checkpoint is signed only over committed events.
+    let mut anchor = Anchor::latest(store, &vkey, how)?;
+    let anchored = anchor.as_ref().map_or(0, Anchor::size);
     let mut table = PartyTable::default();
     let mut info = HashMap::new();
     for r in store.parties()? {
@@ -124,24 +167,24 @@ pub fn replay<S: Store>(
         info,
         units: HashMap::new(),
         failed: HashMap::new(),
-        verified: VerifiedHashes::with_capacity(n),
+        verified: LoggedHashes::with_capacity(n),
         masks: Masks::for_ranges(ranges, n),
+        admission: Admission {
+            events: total,
+            ..Admission::default()
+        },
     };
     let several = ranges.count() > 1;
     // A reader thread reads and checks chunks (on every core) while this thread replays
     // the previous one; the channel holds at most two chunks.
-    type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
-    let (tx, rx) = crossbeam_channel::bounded::<Result<Chunk, StoreError>>(2);
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Checked>, StoreError>>(2);
     std::thread::scope(|scope| -> Result<(), StoreError> {
         scope.spawn(move || {
             crate::audit::read_chunks(store, total, |_, _, read| {
                 let read = read.map(|entries| {
                     entries
                         .into_par_iter()
-                        .map(|e| {
-                            let ev = crate::audit::check_entry(ledger, &e).map_err(|f| f.detail);
-                            (e, ev)
-                        })
+                        .map(|e| check(ledger, anchored, e))
                         .collect()
                 });
                 tx.send(read).is_ok()
@@ -149,7 +192,11 @@ pub fn replay<S: Store>(
         });
         let mut done = 0;
         for chunk in rx {
-            for (e, ev) in chunk? {
+            for (e, leaf, ev) in chunk? {
+                match (leaf, anchor.as_mut()) {
+                    (Some(leaf), Some(a)) => a.push(leaf),
+                    _ => rp.admission.signatures_checked += 1,
+                }
                 // An event that fails its checks is skipped: the units it names then end
                 // short of their recorded head, and are reported broken at it.
                 match ev {
@@ -174,7 +221,30 @@ pub fn replay<S: Store>(
         }
         Ok(())
     })?;
+    if let Some(a) = anchor {
+        rp.admission.anchored_to = Some(a.finish()?);
+    }
     Ok(rp)
+}
+
+/// The entries of `entries` that range `k` reads, each taken again if its bytes still hash
+/// to what [`replay`] accepted at its position, on every core.
+fn again_in_range(
+    entries: Vec<LogEntry>,
+    (masks, k): (&Masks, usize),
+    hashes: &LoggedHashes,
+    ledger: &LedgerName,
+) -> Vec<(LogEntry, Result<LoggedEvent, String>)> {
+    entries
+        .into_par_iter()
+        .filter(|e| masks.has(e.index.get(), k))
+        .map(|e| {
+            let ev = hashes
+                .again(e.index.get(), &e.event, ledger)
+                .map_err(|err| err.to_string());
+            (e, ev)
+        })
+        .collect()
 }
 
 /// Replays the units of range `k` afresh from the events that name them: each read again
@@ -189,7 +259,7 @@ fn replay_range<S: Store>(
 ) -> Result<(), StoreError> {
     rp.units = HashMap::new();
     let total = rp.verified.as_slice().len() as u64;
-    type Chunk = Vec<(LogEntry, Result<VerifiedEvent, String>)>;
+    type Chunk = Vec<(LogEntry, Result<LoggedEvent, String>)>;
     let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Chunk), StoreError>>(2);
     // Taken out while the units are replayed (the reader thread reads them), put back after.
     let (verified, masks) = (
@@ -201,11 +271,7 @@ fn replay_range<S: Store>(
         scope.spawn(move || {
             crate::audit::read_masked(store, (masks_ref, k), total, |_, end, read| {
                 let read = read.map(|entries| {
-                    let again: Chunk =
-                        crate::audit::again_in_range(entries, (masks_ref, k), verified_ref, ledger)
-                            .into_iter()
-                            .map(|(e, ev)| (e, ev.map_err(|err| err.to_string())))
-                            .collect();
+                    let again = again_in_range(entries, (masks_ref, k), verified_ref, ledger);
                     (end, again)
                 });
                 tx.send(read).is_ok()
@@ -360,6 +426,8 @@ pub struct Summary {
     pub peers: Option<Peers>,
     /// The resolutions `keep` accepted.
     pub resolutions: Vec<Resolution>,
+    /// What the log's events were taken on.
+    pub admission: Admission,
 }
 
 /// Resolves every unit, in id order, keeping those for which `keep` says so, within the
@@ -392,8 +460,8 @@ pub fn resolve_all_within<S: Store>(
 ) -> Result<Summary, StoreError> {
     let started = std::time::Instant::now();
     let (ranges, _) = UnitRanges::of(store, budget)?;
-    let mut rp = replay(store, ledger, &ranges, &|d, t| {
-        progress("verify and replay the log", d, t)
+    let mut rp = replay(store, ledger, &ranges, o.signatures, &|d, t| {
+        progress("check and replay the log", d, t)
     })?;
     let peers = if ranges.count() == 1 {
         rp.peers(o.dwell)?
@@ -402,6 +470,8 @@ pub fn resolve_all_within<S: Store>(
     };
     tracing::info!(
         events = rp.verified.as_slice().len(),
+        signatures_checked = rp.admission.signatures_checked,
+        anchored = rp.admission.anchored_to.as_ref().map_or(0, |c| c.size),
         units = rp.units.len(),
         passes = ranges.count(),
         secs = started.elapsed().as_secs_f64(),
@@ -420,6 +490,7 @@ pub fn resolve_all_within<S: Store>(
     );
     let mut sum = Summary {
         peers: Some(peers),
+        admission: rp.admission.clone(),
         ..Summary::default()
     };
     let total = store.unit_count()?;
@@ -528,4 +599,52 @@ fn judge_range<S: Store>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::values::Timestamp;
+    use crate::core::verify::event_hash;
+
+    /// The genesis event of the golden vectors (`tests/vectors/events.json`).
+    const GENESIS: &str = r#"{"body":{"at":"2024-01-01T00:00:00Z","handle":"operator","keys":["iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w="],"party":"93c1487f8a5c38360b8d31f820586997","profile":{"aliases":["Ürümqi \"Ü\" 乌鲁木齐"],"country":"US","legal_name":"Vector Operator","roles":["operator"]},"type":"genesis"},"signatures":[{"key":"iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=","sig":"pV3YQPKq9Six0zrzMHDNhvBpS9jqtnyJzX1QUs5dAkPbx4WMX32DOfscPsto4i8rx2Jl1xbUtrWRPwz3cKlxCQ=="}]}"#;
+
+    fn entry(index: u64, bytes: &str, ledger: &LedgerName) -> LogEntry {
+        LogEntry {
+            index: LogIndex::new(index),
+            integrated_at: Timestamp::clamped(1_704_067_200),
+            hash: event_hash(ledger, bytes.as_bytes()),
+            event: bytes.as_bytes().to_vec(),
+        }
+    }
+
+    /// Below the anchor an entry is decoded and hashed (its signature is the checkpoint's
+    /// business, through the leaf hash it yields); at and past it, its signature is checked.
+    #[test]
+    fn entries_past_the_anchor_are_signature_checked_and_those_below_give_their_leaf() {
+        let ledger = LedgerName::parse("vectors.example/ledger").expect("name");
+        let forged = GENESIS.replace("pV3YQ", "pV3YR");
+        assert_ne!(forged, GENESIS);
+        for (bytes, valid) in [(GENESIS, true), (forged.as_str(), false)] {
+            let below = entry(2, bytes, &ledger);
+            let (e, leaf, ev) = check(&ledger, 3, below.clone());
+            assert_eq!(leaf, Some(entry_leaf_hash(e.integrated_at, &e.event)));
+            assert_eq!(ev.expect("decoded").hash(), below.hash);
+            let (_, leaf, ev) = check(&ledger, 2, below);
+            assert_eq!(leaf, None, "at the anchor's size: past it");
+            match (ev, valid) {
+                (Ok(ev), true) => assert_eq!(ev.hash(), event_hash(&ledger, bytes.as_bytes())),
+                (Err(why), false) => assert!(why.contains("signature"), "{why}"),
+                (ev, _) => panic!("valid {valid}: {ev:?}"),
+            }
+        }
+        // A stored hash that is not the bytes' is a failed entry on either side.
+        let mut wrong = entry(1, GENESIS, &ledger);
+        wrong.hash = event_hash(&ledger, b"other");
+        for anchored in [0, 5] {
+            let (_, _, ev) = check(&ledger, anchored, wrong.clone());
+            assert!(ev.expect_err("refused").contains("stored hash"));
+        }
+    }
 }

@@ -9,8 +9,10 @@
 //!
 //! Code map: [`walk`] replays custody from events (pure), [`judge`] turns a walk into
 //! findings, [`screens`] memoizes screening per party, [`peers`] is the dwell baseline,
-//! and [`bulk`] resolves the whole ledger in one pass over the log.
+//! [`bulk`] resolves the whole ledger in one pass over the log, and [`anchor`] is what it
+//! takes the log's events on.
 
+pub mod anchor;
 pub mod bulk;
 pub mod change;
 pub mod events;
@@ -34,6 +36,7 @@ use crate::screen::matcher::{Index, Thresholds};
 use crate::store::{Store, StoreError};
 use crate::verified::VerifiedCache;
 
+pub use anchor::{Admission, Signatures};
 pub use bulk::{resolve_all, resolve_all_within, Summary};
 pub use peers::{baseline, DwellRule, Peers};
 
@@ -123,6 +126,9 @@ pub struct Options {
     pub now: Timestamp,
     /// How far beyond its peers a holder's stay must be to raise `long_dwell`.
     pub dwell: DwellRule,
+    /// How the whole-ledger resolution (`resolve --all`) admits the log's events; one
+    /// unit's chain is always signature-checked.
+    pub signatures: Signatures,
 }
 
 /// The one-unit path: parties read from the store as the walk meets them.

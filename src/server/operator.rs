@@ -222,6 +222,7 @@ pub(crate) fn resolve_options(state: &AppState) -> crate::resolve::Options {
         stale_pending_days: 30,
         now: (state.clock)(),
         dwell: crate::resolve::DwellRule::default(),
+        signatures: crate::resolve::Signatures::Anchored,
     }
 }
 
@@ -298,7 +299,7 @@ pub async fn get_resolutions(
         let sum = crate::resolve::resolve_all(store, state.ledger.name(), ix, &o, &|_, _, _| {}, |r| {
             Ok(wanted.is_none_or(|v| v == r.verdict))
         })?;
-        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": sum.peers, "as_of": o.now, "units": sum.units, "counts": sum.counts, "resolutions": sum.resolutions}))
+        signed(&state, serde_json::json!({"ledger": state.ledger.name(), "checkpoint": checkpoint_ref(store)?, "lists": used, "peers": sum.peers, "as_of": o.now, "units": sum.units, "counts": sum.counts, "admission": sum.admission, "resolutions": sum.resolutions}))
     })
     .await?;
     Ok(Json(out).into_response())
