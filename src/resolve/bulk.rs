@@ -6,39 +6,36 @@
 //! events and parties rather than with units times chain length.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::anchor::{Admission, Anchor, Signatures};
-use super::judge::{judge, Evidence};
 use super::peers::{DwellRule, Peers};
 use super::screens::Screens;
 use super::walk::{Directory, Walk};
-use super::{broken, Options, Resolution};
+use super::{Options, Resolution};
 use crate::audit::{Budget, Masks, UnitRanges};
-use crate::chain::{self, ChainError};
 use crate::core::checkpoint::VerifierKey;
 use crate::core::event::{Body, Role};
 use crate::core::ids::{EventHash, LedgerName, LogIndex, PartyId};
 use crate::core::merkle::{entry_leaf_hash, TreeHash};
 use crate::core::unit::UnitId;
-use crate::core::values::{CountryCode, Timestamp};
+use crate::core::values::CountryCode;
 use crate::core::verify::{LoggedEvent, LoggedHashes};
-use crate::screen::hierarchy::{PartyInfo, PartyScreening};
+use crate::screen::hierarchy::PartyInfo;
 use crate::screen::matcher::Index;
 use crate::store::{LogEntry, Store, StoreError};
 
 /// Parties interned as table positions.
 #[derive(Default)]
 pub struct PartyTable {
-    ids: Vec<PartyId>,
-    by_id: HashMap<PartyId, u32>,
-    country: Vec<Option<CountryCode>>,
-    end_user: Vec<bool>,
+    pub(super) ids: Vec<PartyId>,
+    pub(super) by_id: HashMap<PartyId, u32>,
+    pub(super) country: Vec<Option<CountryCode>>,
+    pub(super) end_user: Vec<bool>,
     sponsor: Vec<Option<PartyId>>,
-    handle: Vec<Option<crate::core::ids::Handle>>,
+    pub(super) handle: Vec<Option<crate::core::ids::Handle>>,
 }
 
 impl PartyTable {
@@ -57,7 +54,7 @@ impl PartyTable {
     }
 
     /// Whether `p` is in `maker`'s sponsorship tree.
-    fn sponsored_by(&self, maker: u32, p: u32) -> bool {
+    pub(super) fn sponsored_by(&self, maker: u32, p: u32) -> bool {
         let sponsor = |q: &u32| -> Result<Option<u32>, std::convert::Infallible> {
             Ok(self.sponsor[*q as usize]
                 .as_ref()
@@ -83,23 +80,23 @@ impl Directory for PartyTable {
     }
 }
 
-struct UnitState {
-    walk: Walk<u32>,
-    broken: Option<(LogIndex, String)>,
+pub(super) struct UnitState {
+    pub(super) walk: Walk<u32>,
+    pub(super) broken: Option<(LogIndex, String)>,
 }
 
 /// Every unit's replayed custody (of one range of units), with what the replay needs to
 /// judge it.
 pub struct Replay {
-    table: PartyTable,
+    pub(super) table: PartyTable,
     info: HashMap<PartyId, PartyInfo>,
-    units: HashMap<UnitId, UnitState>,
+    pub(super) units: HashMap<UnitId, UnitState>,
     /// Events that failed their checks, by stored hash: a unit whose next event names one
     /// as `prev` is broken at it.
     failed: HashMap<EventHash, (LogIndex, String)>,
     /// Event hash by log index (as stored, for an event that failed its checks), which
     /// later passes also read events again by; and the ranges each event names.
-    verified: LoggedHashes,
+    pub(super) verified: LoggedHashes,
     masks: Masks,
     /// What the events were taken on.
     admission: Admission,
@@ -135,7 +132,7 @@ fn check(ledger: &LedgerName, anchored: u64, e: LogEntry) -> Checked {
 pub fn replay<S: Store>(
     store: &S,
     ledger: &LedgerName,
-    ranges: &UnitRanges,
+    (ranges, units_hint): (&UnitRanges, u64),
     how: Signatures,
     progress: &dyn Fn(u64, u64),
 ) -> Result<Replay, StoreError> {
@@ -165,7 +162,8 @@ pub fn replay<S: Store>(
     let mut rp = Replay {
         table,
         info,
-        units: HashMap::new(),
+        // Sized up front (never past the log's length: the hint is a stored counter).
+        units: HashMap::with_capacity(usize::try_from(units_hint).unwrap_or(0).min(n)),
         failed: HashMap::new(),
         verified: LoggedHashes::with_capacity(n),
         masks: Masks::for_ranges(ranges, n),
@@ -257,7 +255,8 @@ fn replay_range<S: Store>(
     (ranges, k): (&UnitRanges, usize),
     progress: &dyn Fn(u64, u64),
 ) -> Result<(), StoreError> {
-    rp.units = HashMap::new();
+    // Emptied, its table kept for the next range (about as large).
+    rp.units.clear();
     let total = rp.verified.as_slice().len() as u64;
     type Chunk = Vec<(LogEntry, Result<LoggedEvent, String>)>;
     let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Chunk), StoreError>>(2);
@@ -353,70 +352,6 @@ impl Replay {
     }
 }
 
-/// What judging one unit reads: shared, read-only tables, plus a per-thread memo of dated
-/// screenings.
-struct Ctx<'a> {
-    table: &'a PartyTable,
-    hashes: &'a [EventHash],
-    screens: &'a Screens<'a, HashMap<PartyId, PartyInfo>>,
-    dated: HashMap<(u32, Timestamp), Option<bool>>,
-}
-
-impl Directory for Ctx<'_> {
-    type Key = u32;
-    fn key(&mut self, id: &PartyId) -> Result<u32, StoreError> {
-        self.table
-            .by_id
-            .get(id)
-            .copied()
-            .ok_or_else(|| StoreError::Corrupt {
-                location: format!("party {id}"),
-                detail: "named by the log but not in the replay's party table".into(),
-            })
-    }
-    fn country(&mut self, p: &u32) -> Result<Option<CountryCode>, StoreError> {
-        Ok(self.table.country[*p as usize])
-    }
-    fn is_end_user(&mut self, p: &u32) -> Result<bool, StoreError> {
-        Ok(self.table.end_user[*p as usize])
-    }
-    fn authorized(&mut self, maker: &u32, p: &u32) -> Result<bool, StoreError> {
-        Ok(self.table.sponsored_by(*maker, *p))
-    }
-}
-
-impl Evidence for Ctx<'_> {
-    fn id(&self, p: &u32) -> PartyId {
-        self.table.ids[*p as usize].clone()
-    }
-    fn label(&mut self, p: &u32) -> Result<String, StoreError> {
-        let i = *p as usize;
-        Ok(super::label(
-            self.table.handle[i].as_ref(),
-            &self.table.ids[i],
-        ))
-    }
-    fn hash(&self, i: LogIndex) -> EventHash {
-        *self
-            .hashes
-            .get(usize::try_from(i.get()).unwrap_or(usize::MAX))
-            .expect("the walk names only events the replay read")
-    }
-    fn screen(&mut self, p: &u32) -> Result<Arc<PartyScreening>, StoreError> {
-        self.screens.get(&self.table.ids[*p as usize])
-    }
-    fn restricted_at(&mut self, p: &u32, t: Timestamp) -> Result<Option<bool>, StoreError> {
-        if let Some(&r) = self.dated.get(&(*p, t)) {
-            return Ok(r);
-        }
-        let r = self
-            .screens
-            .restricted_on(&self.table.ids[*p as usize], t)?;
-        self.dated.insert((*p, t), r);
-        Ok(r)
-    }
-}
-
 /// Every unit's resolution, with counts by verdict.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
@@ -459,10 +394,17 @@ pub fn resolve_all_within<S: Store>(
     mut keep: impl FnMut(&Resolution) -> Result<bool, StoreError>,
 ) -> Result<Summary, StoreError> {
     let started = std::time::Instant::now();
-    let (ranges, _) = UnitRanges::of(store, budget)?;
-    let mut rp = replay(store, ledger, &ranges, o.signatures, &|d, t| {
-        progress("check and replay the log", d, t)
-    })?;
+    let (ranges, counted) = UnitRanges::of(store, budget)?;
+    let per_range = counted
+        .div_ceil(ranges.count() as u64)
+        .min(budget.units_per_pass);
+    let mut rp = replay(
+        store,
+        ledger,
+        (&ranges, per_range),
+        o.signatures,
+        &|d, t| progress("check and replay the log", d, t),
+    )?;
     let peers = if ranges.count() == 1 {
         rp.peers(o.dwell)?
     } else {
@@ -500,7 +442,7 @@ pub fn resolve_all_within<S: Store>(
                 progress("replay the next range of units", d, t)
             })?;
         }
-        judge_range(
+        super::judge_all::judge_range(
             store,
             ledger,
             &rp,
@@ -518,87 +460,6 @@ pub fn resolve_all_within<S: Store>(
         "units judged"
     );
     Ok(sum)
-}
-
-/// Judges the units of range `k` (whose custody `rp` holds), in id order.
-#[allow(clippy::too_many_arguments)]
-fn judge_range<S: Store>(
-    store: &S,
-    ledger: &LedgerName,
-    rp: &Replay,
-    screens: &Screens<'_, HashMap<PartyId, PartyInfo>>,
-    o: &Options,
-    (ranges, k): (&UnitRanges, usize),
-    sum: &mut Summary,
-    keep: &mut impl FnMut(&Resolution) -> Result<bool, StoreError>,
-    progress: &dyn Fn(u64),
-) -> Result<(), StoreError> {
-    let peers = sum.peers.unwrap_or(Peers::of(Vec::new(), o.dwell));
-    let (table, units, hashes) = (&rp.table, &rp.units, rp.verified.as_slice());
-    let mut after = ranges.after(k).cloned();
-    loop {
-        let mut page = store.units(after.as_ref(), 4096)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        let before = page.len();
-        page.retain(|r| ranges.contains(k, &r.id));
-        let ended = page.len() < before;
-        // Units are judged on every core; counts and `keep` see them in id order.
-        let judged: Vec<Result<Resolution, StoreError>> = page
-            .par_iter()
-            .map_init(
-                || Ctx {
-                    table,
-                    hashes,
-                    screens,
-                    dated: HashMap::new(),
-                },
-                |cx, rec| match units.get(&rec.id) {
-                    None => Ok(broken(
-                        &rec.id,
-                        None,
-                        format!("unit {} has no register event in the log", rec.id),
-                    )),
-                    Some(UnitState {
-                        broken: Some((i, d)),
-                        ..
-                    }) => Ok(broken(
-                        &rec.id,
-                        Some(*i),
-                        format!("chain of unit {} is broken at log index {i}: {d}", rec.id),
-                    )),
-                    Some(s) if s.walk.head != Some(rec.head) => {
-                        Ok(match chain::read(store, ledger, &rec.id) {
-                            Err(ChainError::Store(e)) => return Err(e),
-                            Err(e @ ChainError::Broken { index, .. }) => {
-                                broken(&rec.id, Some(index), e.to_string())
-                            }
-                            Err(e) => broken(&rec.id, None, e.to_string()),
-                            Ok(_) => broken(
-                                &rec.id,
-                                None,
-                                "the log replay does not end at the unit's recorded head".into(),
-                            ),
-                        })
-                    }
-                    Some(s) => judge(&rec.id, &s.walk, cx, o, &peers),
-                },
-            )
-            .collect();
-        for r in judged {
-            let r = r?;
-            sum.units += 1;
-            *sum.counts.entry(r.verdict.as_str()).or_insert(0) += 1;
-            if keep(&r)? {
-                sum.resolutions.push(r);
-            }
-        }
-        progress(sum.units);
-        if ended {
-            break;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

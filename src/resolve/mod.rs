@@ -17,6 +17,7 @@ pub mod bulk;
 pub mod change;
 pub mod events;
 pub mod judge;
+mod judge_all;
 pub mod peers;
 pub mod screens;
 pub mod walk;
