@@ -135,7 +135,11 @@ pub(super) fn judge_range<S: Store>(
                 let ended = match page {
                     Ok(None) => break,
                     Ok(Some((judged, ended))) => tx.send(Ok(judged)).is_err() || ended,
-                    Err(e) => tx.send(Err(e)).is_err() || true,
+                    Err(e) => {
+                        // Handed on, and the last: the caller stops at it.
+                        let _ = tx.send(Err(e));
+                        true
+                    }
                 };
                 if ended {
                     break;
