@@ -90,12 +90,13 @@ impl<K> Default for EventHashes<K> {
 /// Why bytes read again are not the event accepted at their position.
 #[derive(Debug, thiserror::Error)]
 pub enum AgainError {
-    #[error("no event was verified at log index {0}")]
+    #[error("no event was accepted at log index {0} by the first pass")]
     Unknown(u64),
-    #[error("the bytes at log index {index} changed since they were verified: their hash is {found}, the verified event's {verified}")]
+    #[error("the bytes at log index {index} changed since the first pass accepted them: their hash is {found}, the accepted event's {verified}")]
     Changed {
         index: u64,
         found: EventHash,
+        /// The hash accepted there (verified, or logged: see the module doc).
         verified: EventHash,
     },
     #[error(transparent)]
