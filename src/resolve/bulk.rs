@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::anchor::{Admission, Anchor, Signatures};
 use super::peers::{DwellRule, Peers};
 use super::screens::Screens;
+use super::units::{Registered, Units};
 use super::walk::{Directory, Walk};
 use super::{Options, Resolution};
 use crate::audit::{Budget, Masks, UnitRanges};
@@ -31,7 +32,7 @@ use crate::store::{LogEntry, Store, StoreError};
 #[derive(Default)]
 pub struct PartyTable {
     pub(super) ids: Vec<PartyId>,
-    pub(super) by_id: HashMap<PartyId, u32>,
+    pub(super) by_id: HashMap<PartyId, u32, ahash::RandomState>,
     pub(super) country: Vec<Option<CountryCode>>,
     pub(super) end_user: Vec<bool>,
     sponsor: Vec<Option<PartyId>>,
@@ -80,17 +81,12 @@ impl Directory for PartyTable {
     }
 }
 
-pub(super) struct UnitState {
-    pub(super) walk: Walk<u32>,
-    pub(super) broken: Option<(LogIndex, String)>,
-}
-
 /// Every unit's replayed custody (of one range of units), with what the replay needs to
 /// judge it.
 pub struct Replay {
     pub(super) table: PartyTable,
     info: HashMap<PartyId, PartyInfo>,
-    pub(super) units: HashMap<UnitId, UnitState>,
+    pub(super) units: Units,
     /// Events that failed their checks, by stored hash: a unit whose next event names one
     /// as `prev` is broken at it.
     failed: HashMap<EventHash, (LogIndex, String)>,
@@ -163,7 +159,7 @@ pub fn replay<S: Store>(
         table,
         info,
         // Sized up front (never past the log's length: the hint is a stored counter).
-        units: HashMap::with_capacity(usize::try_from(units_hint).unwrap_or(0).min(n)),
+        units: Units::with_capacity(usize::try_from(units_hint).unwrap_or(0).min(n)),
         failed: HashMap::new(),
         verified: LoggedHashes::with_capacity(n),
         masks: Masks::for_ranges(ranges, n),
@@ -308,16 +304,21 @@ impl Replay {
         judged: &dyn Fn(&UnitId) -> bool,
     ) -> Result<(), StoreError> {
         if let Body::Register(r) = body {
+            // Every unit of a lot starts with the same walk: made once, at the first unit
+            // of the range, and copied (its lists are empty, so a copy allocates nothing).
+            let mut first: Option<Walk<u32>> = None;
             for u in r.units.iter().filter(|u| judged(u)) {
-                if let Some(s) = self.units.get_mut(u) {
-                    s.broken
-                        .get_or_insert((index, "registered a second time".into()));
-                    continue;
+                if first.is_none() {
+                    let mut walk = Walk::default();
+                    walk.step(index, hash, body, &mut self.table)?;
+                    first = Some(walk);
                 }
-                let mut walk = Walk::default();
-                walk.step(index, hash, body, &mut self.table)?;
-                self.units
-                    .insert(u.clone(), UnitState { walk, broken: None });
+                let walk = first.as_ref().expect("made above, at the first unit");
+                if let Registered::Again(s) = self.units.register(u, || walk.clone()) {
+                    s.broken.get_or_insert_with(|| {
+                        Box::new((index, "registered a second time".into()))
+                    });
+                }
             }
             return Ok(());
         }
@@ -331,11 +332,12 @@ impl Replay {
             match s.walk.head {
                 Some(h) if h == l.prev => s.walk.step(index, hash, body, &mut self.table)?,
                 _ if self.failed.contains_key(&l.prev) => {
-                    s.broken = self.failed.get(&l.prev).cloned();
+                    s.broken = self.failed.get(&l.prev).cloned().map(Box::new);
                 }
                 h => {
                     let want = h.map_or_else(|| "none".to_owned(), |h| h.to_string());
-                    s.broken = Some((index, format!("prev is {}, expected {want}", l.prev)));
+                    let why = format!("prev is {}, expected {want}", l.prev);
+                    s.broken = Some(Box::new((index, why)));
                 }
             }
         }
@@ -478,6 +480,76 @@ mod tests {
             hash: event_hash(ledger, bytes.as_bytes()),
             event: bytes.as_bytes().to_vec(),
         }
+    }
+
+    /// A lot's units all start from the one walk its register event makes (only those of
+    /// the range judged); a unit registered again is broken at the second registration.
+    #[test]
+    fn a_lot_starts_every_unit_alike_and_a_second_registration_breaks_one() {
+        use crate::core::event::Register;
+        let unit = |s: &str| UnitId::parse(s).expect("a valid unit id");
+        let lot: Vec<UnitId> = ["6789", "6790", "6791"]
+            .iter()
+            .map(|s| unit(&format!("urn:epc:id:sgtin:0614141.812345.{s}")))
+            .collect();
+        let maker = PartyId::parse("ef33ae230499afe02be89116e2c1fc41").expect("a party id");
+        let register = |units: Vec<UnitId>, day: i64| {
+            Body::Register(Register {
+                at: Timestamp::clamped(1_704_153_600 + day * 86_400),
+                manufacturer: maker.clone(),
+                units,
+                lot: None,
+                product_name: None,
+            })
+        };
+        let mut rp = Replay {
+            table: PartyTable::default(),
+            info: HashMap::new(),
+            units: Units::with_capacity(4),
+            failed: HashMap::new(),
+            verified: LoggedHashes::default(),
+            masks: Masks::default(),
+            admission: Admission::default(),
+        };
+        let (first, again) = (
+            EventHash::from_bytes([1; 32]),
+            EventHash::from_bytes([2; 32]),
+        );
+        let judged = |u: &UnitId| u != &lot[2];
+        rp.apply(LogIndex::new(5), first, &register(lot.clone(), 0), &judged)
+            .expect("applied");
+        assert_eq!(rp.units.len(), 2, "the unit outside the range has no state");
+        assert!(rp.units.get(&lot[2]).is_none());
+        let k = rp.table.by_id[&maker];
+        for u in &lot[..2] {
+            let s = rp.units.get(u).expect("registered");
+            assert_eq!((s.walk.head, s.walk.maker), (Some(first), Some(k)));
+            let holder = s.walk.holder.as_ref().expect("the maker holds it");
+            assert_eq!((holder.party, holder.index), (k, LogIndex::new(5)));
+            assert!(s.broken.is_none());
+        }
+        rp.apply(
+            LogIndex::new(9),
+            again,
+            &register(vec![lot[0].clone()], 1),
+            &judged,
+        )
+        .expect("applied");
+        let s = rp.units.get(&lot[0]).expect("still known");
+        let b = s
+            .broken
+            .as_deref()
+            .expect("broken by the second registration");
+        assert_eq!(
+            (b.0, b.1.as_str()),
+            (LogIndex::new(9), "registered a second time")
+        );
+        assert_eq!(
+            s.walk.head,
+            Some(first),
+            "the second registration is not applied"
+        );
+        assert!(rp.units.get(&lot[1]).expect("known").broken.is_none());
     }
 
     /// Below the anchor an entry is decoded and hashed (its signature is the checkpoint's

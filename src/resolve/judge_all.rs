@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::bulk::{PartyTable, Replay, Summary, UnitState};
+use super::bulk::{PartyTable, Replay, Summary};
 use super::judge::{judge, Evidence};
 use super::peers::Peers;
 use super::screens::Screens;
+use super::units::UnitState;
 use super::walk::Directory;
 use super::{broken, Options, Resolution};
 use crate::audit::UnitRanges;
@@ -178,13 +179,15 @@ fn judge_one<S: Store>(
             format!("unit {} has no register event in the log", rec.id),
         )),
         Some(UnitState {
-            broken: Some((i, d)),
-            ..
-        }) => Ok(broken(
-            &rec.id,
-            Some(*i),
-            format!("chain of unit {} is broken at log index {i}: {d}", rec.id),
-        )),
+            broken: Some(b), ..
+        }) => {
+            let (i, d) = &**b;
+            Ok(broken(
+                &rec.id,
+                Some(*i),
+                format!("chain of unit {} is broken at log index {i}: {d}", rec.id),
+            ))
+        }
         Some(s) if s.walk.head != Some(rec.head) => Ok(match chain::read(store, ledger, &rec.id) {
             Err(ChainError::Store(e)) => return Err(e),
             Err(e @ ChainError::Broken { index, .. }) => {

@@ -20,6 +20,7 @@ pub mod judge;
 mod judge_all;
 pub mod peers;
 pub mod screens;
+mod units;
 pub mod walk;
 
 use std::collections::HashMap;
