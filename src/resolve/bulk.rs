@@ -308,12 +308,14 @@ impl Replay {
             // of the range, and copied (its lists are empty, so a copy allocates nothing).
             let mut first: Option<Walk<u32>> = None;
             for u in r.units.iter().filter(|u| judged(u)) {
-                if first.is_none() {
-                    let mut walk = Walk::default();
-                    walk.step(index, hash, body, &mut self.table)?;
-                    first = Some(walk);
-                }
-                let walk = first.as_ref().expect("made above, at the first unit");
+                let walk = match &mut first {
+                    Some(w) => w,
+                    None => {
+                        let mut w = Walk::default();
+                        w.step(index, hash, body, &mut self.table)?;
+                        first.insert(w)
+                    }
+                };
                 if let Registered::Again(s) = self.units.register(u, || walk.clone()) {
                     s.broken.get_or_insert_with(|| {
                         Box::new((index, "registered a second time".into()))
