@@ -5,16 +5,16 @@
 //! reads, so none is read twice); the small record kinds are compared by point reads and
 //! counted. The independent comparisons run in parallel.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use rayon::prelude::*;
 
 use super::ranges::UnitRanges;
+use super::replayed::Replayed;
 use super::{fail, Failure};
 use crate::core::ids::EventHash;
 use crate::core::ids::PartyId;
-use crate::core::state::MemState;
-use crate::core::unit::UnitId;
+use crate::core::state::{MemState, StateRead};
 use crate::store::{Census, PartyUnits, Store, StoreError};
 
 type Found = Result<Option<Failure>, StoreError>;
@@ -52,7 +52,7 @@ fn first_failure(checks: &[Check<'_>]) -> Found {
 /// with their chains, their holdings and their involvement.
 fn range_checks<'a, S: Store>(
     store: &'a S,
-    state: &'a MemState,
+    state: &'a Replayed,
     ranges: &'a UnitRanges,
     k: usize,
 ) -> [Check<'a>; 3] {
@@ -63,11 +63,11 @@ fn range_checks<'a, S: Store>(
         ),
         (
             "holdings",
-            Box::new(move || party_units(store, PartyUnits::Holdings, &state.holdings, ranges, k)),
+            Box::new(move || party_units(store, PartyUnits::Holdings, state, ranges, k)),
         ),
         (
             "involvement",
-            Box::new(move || party_units(store, PartyUnits::Involved, &state.involved, ranges, k)),
+            Box::new(move || party_units(store, PartyUnits::Involved, state, ranges, k)),
         ),
     ]
 }
@@ -76,7 +76,7 @@ fn range_checks<'a, S: Store>(
 /// units and chains, holdings, involvement.
 pub fn compare_range<S: Store>(
     store: &S,
-    state: &MemState,
+    state: &Replayed,
     ranges: &UnitRanges,
     k: usize,
 ) -> Found {
@@ -90,7 +90,7 @@ pub fn compare_range<S: Store>(
 /// counts.
 pub fn compare_last<S: Store>(
     store: &S,
-    last: (&MemState, &UnitRanges, usize),
+    last: (&Replayed, &UnitRanges, usize),
     parties: &MemState,
     hashes: &[EventHash],
     units: u64,
@@ -162,7 +162,7 @@ fn parties_check<S: Store>(store: &S, state: &MemState) -> Found {
 
 /// Every stored unit record of range `k` and its chain equal the replay's, and there are
 /// as many.
-fn units<S: Store>(store: &S, state: &MemState, ranges: &UnitRanges, k: usize) -> Found {
+fn units<S: Store>(store: &S, state: &Replayed, ranges: &UnitRanges, k: usize) -> Found {
     let (mut after, mut n) = (ranges.after(k).cloned(), 0usize);
     'pages: loop {
         let page = store.unit_chains(after.as_ref(), SCAN)?;
@@ -173,10 +173,10 @@ fn units<S: Store>(store: &S, state: &MemState, ranges: &UnitRanges, k: usize) -
                 break 'pages;
             }
             n += 1;
-            if state.units.get(&r.id) != Some(r) {
+            if state.unit(&r.id) != Some(r) {
                 return idx(format!("unit record {} differs from the replay", r.id));
             }
-            if state.chains.get(&r.id) != Some(links) {
+            if state.chain(&r.id) != Some(links.as_slice()) {
                 return idx(format!(
                     "chain index of unit {} differs from the replay",
                     r.id
@@ -184,16 +184,16 @@ fn units<S: Store>(store: &S, state: &MemState, ranges: &UnitRanges, k: usize) -
             }
         }
     }
-    if n != state.units.len() {
+    let units = state.unit_count();
+    if n != units {
         return idx(format!(
-            "the store holds {n} unit records, the log implies {}",
-            state.units.len()
+            "the store holds {n} unit records, the log implies {units}"
         ));
     }
-    if n != state.chains.len() {
+    let chains = state.chain_count();
+    if n != chains {
         return idx(format!(
-            "the store holds chains of {n} units, the log implies {}",
-            state.chains.len()
+            "the store holds chains of {n} units, the log implies {chains}"
         ));
     }
     Ok(None)
@@ -206,7 +206,7 @@ fn units<S: Store>(store: &S, state: &MemState, ranges: &UnitRanges, k: usize) -
 fn party_units<S: Store>(
     store: &S,
     family: PartyUnits,
-    replayed: &HashMap<PartyId, BTreeSet<UnitId>>,
+    state: &Replayed,
     ranges: &UnitRanges,
     k: usize,
 ) -> Found {
@@ -215,10 +215,10 @@ fn party_units<S: Store>(
         PartyUnits::Involved => "involvement index",
     };
     let mut parties: BTreeSet<PartyId> = store.parties()?.into_iter().map(|r| r.id).collect();
-    parties.extend(replayed.keys().cloned());
-    let none = BTreeSet::new();
+    let replayed = state.pairs(family);
+    parties.extend(replayed.parties().cloned());
     for p in &parties {
-        let mut want = replayed.get(p).unwrap_or(&none).iter();
+        let mut want = replayed.of(p).iter().copied();
         let mut after = ranges.after(k).cloned();
         'pages: loop {
             // Read up to the range's last id: the pages hold the range's units only.

@@ -12,6 +12,7 @@
 mod indexes;
 pub mod ranges;
 pub mod remote;
+mod replayed;
 mod tree;
 
 use rayon::prelude::*;
@@ -20,10 +21,11 @@ use serde::Serialize;
 use crate::core::checkpoint::VerifierKey;
 use crate::core::ids::{LedgerName, LogIndex};
 use crate::core::rules::{self, Context};
-use crate::core::state::MemState;
+use crate::core::state::{MemState, StateApply};
 use crate::core::verify::{verify_stored, AgainError, StoredError, VerifiedEvent, VerifiedHashes};
 use crate::store::{LogEntry, Store, StoreError};
 pub use ranges::{Budget, Masks, UnitRanges};
+use replayed::Replayed;
 
 /// Chunks of a parallel pass over the log (the audit, `resolve --all`): about
 /// [`Chunks::BYTES`] of events each, so that a stretch of lot registrations (~80 KB each)
@@ -244,7 +246,7 @@ pub(crate) fn check_entry(name: &LedgerName, e: &LogEntry) -> Result<VerifiedEve
 /// Replays one checked event: ledger time never goes backwards, and the rules accept it
 /// against the state left by every earlier event, which it then changes.
 pub(crate) fn replay(
-    state: &mut MemState,
+    state: &mut impl StateApply,
     last_time: &mut Option<crate::core::values::Timestamp>,
     ev: &VerifiedEvent,
     e: &LogEntry,
@@ -264,7 +266,7 @@ pub(crate) fn replay(
         Some(judged) => rules::apply_for_units(state, ev, ctx, judged),
     }
     .map_err(|err| fail(i, h, "rules", format!("rule {}: {err}", err.rule())))?;
-    state.apply(e.index, &delta);
+    state.apply_delta(e.index, &delta);
     Ok(())
 }
 
@@ -351,7 +353,7 @@ fn verify_log<S: Store>(
         tree_size_verified: 0,
         failure: None,
     };
-    let (ranges, _) = UnitRanges::of(store, budget)?;
+    let (ranges, counted) = UnitRanges::of(store, budget)?;
     let passes = ranges.count() as u64;
     if passes > 1 {
         tracing::info!(passes, "the units are replayed in ranges, one pass each");
@@ -361,7 +363,7 @@ fn verify_log<S: Store>(
         name: meta.name.clone(),
         key: meta.log_key,
     });
-    let mut state = MemState::default();
+    let mut state = Replayed::with_capacity(range_capacity(counted, ranges.count()));
     let mut hashes = VerifiedHashes::with_capacity(usize::try_from(total).unwrap_or(0));
     let mut masks = Masks::for_ranges(&ranges, usize::try_from(total).unwrap_or(0));
     let first = first_pass(
@@ -391,7 +393,7 @@ fn verify_log<S: Store>(
     let mut parties = MemState::default();
     for k in 0..ranges.count() {
         if k > 0 {
-            state = MemState::default();
+            state.clear();
             let limit = failure.as_ref().and_then(|f| f.index).unwrap_or(total);
             let f = later_pass(
                 store,
@@ -410,29 +412,23 @@ fn verify_log<S: Store>(
         if failure.as_ref().is_some_and(|f| f.index.is_some()) {
             continue;
         }
-        report.units += state.units.len() as u64;
+        report.units += state.unit_count() as u64;
         // The last range is compared together with the rest, below.
         if failure.is_none() && k + 1 < ranges.count() {
             let began = std::time::Instant::now();
             failure = indexes::compare_range(store, &state, &ranges, k)?;
             tracing::info!(
                 range = k,
-                units = state.units.len(),
+                units = state.unit_count(),
                 seconds = began.elapsed().as_secs_f64(),
                 "unit indexes compared with the replay"
             );
         }
-        for (key, n) in std::mem::take(&mut state.stays) {
+        for (key, n) in std::mem::take(&mut state.parties.stays) {
             *stays.entry(key).or_insert(0) += n;
         }
         if k == 0 {
-            parties = MemState {
-                operator: state.operator.take(),
-                parties: std::mem::take(&mut state.parties),
-                handles: std::mem::take(&mut state.handles),
-                keys: std::mem::take(&mut state.keys),
-                ..MemState::default()
-            };
+            parties = std::mem::take(&mut state.parties);
         }
     }
     if failure.as_ref().is_some_and(|f| f.index.is_some()) {
@@ -464,13 +460,21 @@ fn verify_log<S: Store>(
     Ok(report)
 }
 
+/// Slots to reserve for one range's units: the store's count shared among the ranges, plus
+/// an eighth (ranges are cut from a sample, so they differ a little), so that the slots
+/// and their map do not double near the end of a pass.
+fn range_capacity(units: u64, ranges: usize) -> usize {
+    let per = units.div_ceil(ranges.max(1) as u64);
+    usize::try_from(per + per / 8).unwrap_or(usize::MAX)
+}
+
 /// What the first pass fills: the recomputed tree, the verified hashes, each event's
 /// ranges (with more than one range), and the replay state of range 0.
 type FirstPass<'a> = (
     &'a mut tree::TreeCheck,
     &'a mut VerifiedHashes,
     &'a mut Masks,
-    &'a mut MemState,
+    &'a mut Replayed,
 );
 
 /// Reads, checks and replays every event: a reader thread reads each chunk, checks its
@@ -549,7 +553,7 @@ fn later_pass<S: Store>(
     limit: u64,
     (ranges, k): (&UnitRanges, usize),
     (hashes, masks): (&VerifiedHashes, &Masks),
-    state: &mut MemState,
+    state: &mut Replayed,
     progress: &dyn Fn(u64),
 ) -> Result<Option<Failure>, StoreError> {
     type Chunk = Vec<(LogEntry, Result<VerifiedEvent, Failure>)>;

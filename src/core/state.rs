@@ -192,35 +192,28 @@ impl StateRead for MemState {
     }
 }
 
+/// A state the changes of accepted events are applied to, in log order: what a replay of
+/// the log keeps ([`MemState`], or an audit's packed state of one range of units).
+pub trait StateApply: StateRead {
+    /// Applies the changes of the event at `index`.
+    fn apply_delta(&mut self, index: LogIndex, delta: &Delta);
+}
+
+impl StateApply for MemState {
+    fn apply_delta(&mut self, index: LogIndex, delta: &Delta) {
+        self.apply(index, delta);
+    }
+}
+
 impl MemState {
     /// Applies the changes of the event at `index`.
     pub fn apply(&mut self, index: LogIndex, delta: &Delta) {
-        if let Some(op) = &delta.operator {
-            self.operator = Some(op.clone());
-        }
-        for p in &delta.parties {
-            self.parties.insert(p.id.clone(), p.clone());
-        }
+        self.apply_parties(delta);
         for u in &delta.units {
             self.units.insert(u.id.clone(), u.clone());
         }
         for op in &delta.index {
             match op {
-                IndexOp::Handle {
-                    handle,
-                    party: Some(p),
-                } => {
-                    self.handles.insert(handle.clone(), p.clone());
-                }
-                IndexOp::Handle {
-                    handle,
-                    party: None,
-                } => {
-                    self.handles.remove(handle);
-                }
-                IndexOp::Key { key, party } => {
-                    self.keys.insert(*key, party.clone());
-                }
                 IndexOp::Holding {
                     party,
                     unit,
@@ -246,22 +239,59 @@ impl MemState {
                         .or_default()
                         .insert(unit.clone());
                 }
-                IndexOp::Stay { party, days } => {
-                    *self.stays.entry((party.clone(), *days)).or_insert(0) += 1;
-                }
                 IndexOp::ChainLink { unit, seq } => {
                     let chain = self.chains.entry(unit.clone()).or_default();
-                    // Links arrive in order in a full replay; a partial state (a loader's
-                    // slice) may not hold the earlier links, so place by position.
-                    let at = *seq as usize;
-                    if chain.len() > at {
-                        chain.truncate(at);
-                    }
-                    chain.push(index);
+                    link_at(chain, *seq, index);
                 }
+                IndexOp::Handle { .. } | IndexOp::Key { .. } | IndexOp::Stay { .. } => {}
             }
         }
     }
+
+    /// Applies what `delta` changes besides the units and their indexes (records, chains,
+    /// holdings, involvement): the operator, party records, handles, keys and stay counters.
+    pub fn apply_parties(&mut self, delta: &Delta) {
+        if let Some(op) = &delta.operator {
+            self.operator = Some(op.clone());
+        }
+        for p in &delta.parties {
+            self.parties.insert(p.id.clone(), p.clone());
+        }
+        for op in &delta.index {
+            match op {
+                IndexOp::Handle {
+                    handle,
+                    party: Some(p),
+                } => {
+                    self.handles.insert(handle.clone(), p.clone());
+                }
+                IndexOp::Handle {
+                    handle,
+                    party: None,
+                } => {
+                    self.handles.remove(handle);
+                }
+                IndexOp::Key { key, party } => {
+                    self.keys.insert(*key, party.clone());
+                }
+                IndexOp::Stay { party, days } => {
+                    *self.stays.entry((party.clone(), *days)).or_insert(0) += 1;
+                }
+                IndexOp::Holding { .. } | IndexOp::Involved { .. } | IndexOp::ChainLink { .. } => {}
+            }
+        }
+    }
+}
+
+/// Places the event at `index` at position `seq` of a unit's chain. Links arrive in order in
+/// a full replay; a partial state (a loader's slice) may not hold the earlier links, so the
+/// link is placed by position.
+pub fn link_at(chain: &mut Vec<LogIndex>, seq: u32, index: LogIndex) {
+    let at = seq as usize;
+    if chain.len() > at {
+        chain.truncate(at);
+    }
+    chain.push(index);
 }
 
 /// The records an event reads, so a store can load just those into a [`MemState`].
