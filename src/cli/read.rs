@@ -217,7 +217,7 @@ pub(crate) fn progress_bar(cli: &Cli, what: &str) -> ProgressBar {
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// Replay at most this many units at a time: a ledger with more units is replayed in
-    /// several passes over the log, one per range of unit ids (about 0.75 KB of memory per
+    /// several passes over the log, one per range of unit ids (about 0.4 KB of memory per
     /// unit in a pass; each extra pass re-reads the events of its units).
     #[arg(long, default_value_t = crate::audit::Budget::default().units_per_pass, value_parser = clap::value_parser!(u64).range(1..))]
     pub units_per_pass: u64,
