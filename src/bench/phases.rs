@@ -256,6 +256,12 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         one.push(us(t));
     }
 
+    // The whole-ledger passes open the store as `custody resolve --all` and `custody
+    // verify` do, sled's cache sized for scans.
+    drop(lists);
+    drop(store);
+    let store = SledStore::open_for(&data, crate::store::CacheFor::Scans)?;
+
     // As `custody resolve --all --flagged --format json` does: each flagged resolution
     // written out as it is judged (here to a sink), none kept. Anchored to the latest
     // checkpoint (the default), then checking every signature (`--verify-signatures`).
@@ -320,7 +326,6 @@ pub fn run(cfg: Config, dir: &Path, progress: &dyn Fn(&str)) -> Result<Report, B
         crate::core::bundle::verify(&b, &vkey).map_err(|e| step("bundle verify")(e.to_string()))?;
         ve.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    drop(lists);
     drop(store);
     progress("done");
     let disk = disk_usage(&data);

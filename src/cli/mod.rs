@@ -11,7 +11,7 @@ use crate::core::ids::Handle;
 use crate::core::unit::UnitId;
 use crate::keys::KeyPair;
 use crate::ledger::{system_clock, Ledger, Receipt};
-use crate::store::{SledStore, Store};
+use crate::store::{CacheFor, SledStore, Store};
 
 pub mod bench;
 pub mod bundle;
@@ -184,13 +184,18 @@ pub fn log_key_path(cli: &Cli) -> PathBuf {
 /// Opens the store in `dir` for reading only (no log key needed); fails clearly if there
 /// is no ledger.
 pub fn open_store(dir: &Path) -> Result<SledStore> {
+    open_store_for(dir, CacheFor::Serving)
+}
+
+/// [`open_store`] with sled's cache sized for `what` (a whole-ledger pass: [`CacheFor::Scans`]).
+pub fn open_store_for(dir: &Path, what: CacheFor) -> Result<SledStore> {
     if !dir.join("conf").exists() {
         anyhow::bail!(
             "no ledger in {}: run `custody init` first (or pass --data)",
             dir.display()
         );
     }
-    SledStore::open(dir).with_context(|| format!("opening ledger in {}", dir.display()))
+    SledStore::open_for(dir, what).with_context(|| format!("opening ledger in {}", dir.display()))
 }
 
 /// Opens the ledger for appending, with its log key.

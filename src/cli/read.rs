@@ -224,7 +224,7 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(cli: &Cli, a: &VerifyArgs) -> Result<bool> {
-    let store = open_store(&cli.data)?;
+    let store = super::open_store_for(&cli.data, crate::store::CacheFor::Scans)?;
     let bar = progress_bar(cli, "verifying events");
     let budget = crate::audit::Budget {
         units_per_pass: a.units_per_pass,

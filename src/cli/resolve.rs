@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::{emit, open_store, out, parse_unit, Cli, Format};
+use super::{emit, out, parse_unit, Cli, Format};
 use crate::core::ids::LedgerName;
 use crate::core::receipt::CheckpointRef;
 use crate::core::report::SignedReport;
@@ -363,7 +363,13 @@ pub(crate) fn resolve_one(
 
 pub fn run(cli: &Cli, a: &ResolveArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let store = open_store(&cli.data)?;
+    // A whole-ledger resolution reads every record about once: a small cache.
+    let cache = if a.all {
+        crate::store::CacheFor::Scans
+    } else {
+        crate::store::CacheFor::Serving
+    };
+    let store = super::open_store_for(&cli.data, cache)?;
     let name = super::read::ledger_name(&store)?;
     let lists = SledLists::open(store.db())?;
     let (ix, used) = index_latest(&lists)?;

@@ -28,7 +28,7 @@ mod upper_nodes;
 pub mod watermark;
 
 pub use memory::MemoryStore;
-pub use sled_store::SledStore;
+pub use sled_store::{CacheFor, SledStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -66,32 +66,54 @@ pub struct SledStore {
     acknowledged: Option<Mark>,
 }
 
-/// sled's cache capacity when `CUSTODY_SLED_CACHE_MB` does not set it: 256 MiB.
+/// sled's cache capacity for serving and ingest when `CUSTODY_SLED_CACHE_MB` does not set
+/// it: 256 MiB.
 pub const DEFAULT_CACHE_MB: u64 = 256;
 
-/// sled's cache capacity in bytes: `CUSTODY_SLED_CACHE_MB` (MiB, at least 1) or
-/// [`DEFAULT_CACHE_MB`]. sled sizes its cache by on-disk bytes and holds more than this in
-/// memory, especially over long ordered scans (BENCHMARKS.md); a smaller cache bounds that
-/// for some speed.
-fn cache_bytes() -> u64 {
+/// sled's cache capacity for one pass over every record ([`CacheFor::Scans`]) when
+/// `CUSTODY_SLED_CACHE_MB` does not set it: 64 MiB.
+pub const SCAN_CACHE_MB: u64 = 64;
+
+/// What a store is opened for, which sizes sled's cache when `CUSTODY_SLED_CACHE_MB` does
+/// not. sled sizes its cache by on-disk bytes and holds about twice that in memory over
+/// long scans (BENCHMARKS.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheFor {
+    /// A server, ingest, reads: the same records read again and again
+    /// ([`DEFAULT_CACHE_MB`]).
+    Serving,
+    /// One pass over the whole ledger (`verify`, `audit`, `resolve --all`), each record
+    /// read about once: a larger cache buys little time for its memory
+    /// ([`SCAN_CACHE_MB`]). At 10M events the audit peaked at 1,965 MiB in 456 s with it,
+    /// 2,441 MiB in 440 s with 256 MiB (BENCHMARKS.md, thirteenth round).
+    Scans,
+}
+
+/// sled's cache capacity in bytes: `CUSTODY_SLED_CACHE_MB` (MiB, at least 1), or the
+/// default for `what`.
+fn cache_bytes(what: CacheFor) -> u64 {
+    let default = match what {
+        CacheFor::Serving => DEFAULT_CACHE_MB,
+        CacheFor::Scans => SCAN_CACHE_MB,
+    };
     let mb = std::env::var("CUSTODY_SLED_CACHE_MB")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|&mb| mb >= 1)
-        .unwrap_or(DEFAULT_CACHE_MB);
+        .unwrap_or(default);
     mb.saturating_mul(1 << 20)
 }
 
 /// Opens sled without its background flusher (commits flush explicitly). Another process
 /// holding the directory is waited for up to 3 s: a process that just closed it (or a
 /// library user that just dropped its `Db`) can take a moment to release sled's file lock.
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+fn open_db(dir: &Path, cache: CacheFor) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
         let r = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
-            .cache_capacity(cache_bytes())
+            .cache_capacity(cache_bytes(cache))
             .open();
         // sled reports a held lock as `Other` with the OS error in the text.
         let locked = |e: &std::io::Error| {
@@ -247,9 +269,14 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl SledStore {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`, its cache sized for serving.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = open_db(dir)?;
+        Self::open_for(dir, CacheFor::Serving)
+    }
+
+    /// Opens (creating if needed) the store in `dir`, its cache sized for `what`.
+    pub fn open_for(dir: &Path, what: CacheFor) -> Result<Self, StoreError> {
+        let db = open_db(dir, what)?;
         let tree = db.open_tree("custody").map_err(io)?;
         // An initialized ledger must carry this layout (ledgers before layout 2 carry none).
         if tree.get(b"mname").map_err(io)?.is_some() {
