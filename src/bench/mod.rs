@@ -2,7 +2,10 @@
 //! one run and against this machine's ceilings ([`ceilings`]): durable ingest through the
 //! library and over HTTP (batches and single events, with latency), chain reads, proofs and
 //! one-unit resolutions (p50/p99), `resolve --all`, screening, the whole-ledger audit,
-//! bundle export and verification, disk bytes per event and peak memory.
+//! bundle export and verification, disk bytes per event and peak memory. `resolve --all`,
+//! screening, the audit and the bundles run on the store opened again as `custody verify`
+//! and `custody resolve --all` open it, sled's cache sized for scans
+//! ([`crate::store::CacheFor::Scans`]).
 
 pub mod ceilings;
 pub mod phases;
