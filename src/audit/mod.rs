@@ -462,11 +462,18 @@ fn verify_log<S: Store>(
 
 /// Slots to reserve for one range's units: the store's count shared among the ranges, plus
 /// an eighth (ranges are cut from a sample, so they differ a little), so that the slots
-/// and their map do not double near the end of a pass.
+/// and their map do not double near the end of a pass. At most [`MAX_RESERVED`]: the count
+/// is the store's, not trusted (a wrong one costs memory, never a check), and a range
+/// larger than that grows as it needs.
 fn range_capacity(units: u64, ranges: usize) -> usize {
     let per = units.div_ceil(ranges.max(1) as u64);
-    usize::try_from(per + per / 8).unwrap_or(usize::MAX)
+    usize::try_from(per.saturating_add(per / 8))
+        .unwrap_or(usize::MAX)
+        .min(MAX_RESERVED)
 }
+
+/// The most unit slots reserved ahead of a pass: 4,194,304 (about eight default budgets).
+const MAX_RESERVED: usize = 1 << 22;
 
 /// What the first pass fills: the recomputed tree, the verified hashes, each event's
 /// ranges (with more than one range), and the replay state of range 0.
@@ -678,6 +685,14 @@ mod tests {
         // Range 0 is every entry: one run per `max` entries.
         assert_eq!(next_run((&masks, 0), 10, end, 64), Some((10, 74)));
         assert_eq!(next_run((&masks, 1), 501, end, 64), None);
+    }
+
+    #[test]
+    fn a_range_reserves_its_share_and_never_what_a_bad_count_claims() {
+        assert_eq!(super::range_capacity(1_000_000, 2), 562_500);
+        assert_eq!(super::range_capacity(0, 1), 0);
+        assert_eq!(super::range_capacity(u64::MAX, 1), super::MAX_RESERVED);
+        assert_eq!(super::range_capacity(u64::MAX, 0), super::MAX_RESERVED);
     }
 
     #[test]
